@@ -1,0 +1,646 @@
+"""``TaskOps``: every operation of the console, its validation, its audit line.
+
+The only place with business rules. The UI, the REST handlers and the CLI call this and
+nothing below it.
+
+A task is either a **default** task (declared in a site's YAML; its script path is
+read-only; edits are kept as per-field overrides, so every field not edited keeps following
+the YAML; deleting hides it) or a **custom** task (made through the API or UI; kept whole
+in the store; deleting removes it).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from taskops.audit import AuditLog
+from taskops.clock import Clock, SystemClock
+from taskops.cron import Schedule
+from taskops.errors import Conflict, InvalidInput, NotFound, Problem, TaskopsError
+from taskops.model import (
+    GLOBAL_APP,
+    MASK,
+    BulkResult,
+    Job,
+    SiteError,
+    Task,
+    TaskStatus,
+)
+from taskops.settings import SETTINGS, Settings
+from taskops.site import Catalog, CatalogSnapshot, DefaultTask, Site
+from taskops.spec import (
+    TERMINATION_FIELDS,
+    apply_changes,
+    normalize_changes,
+    normalize_spec,
+    to_spec,
+)
+from taskops.store import Store
+
+__all__ = ["SettingsService", "TaskOps", "TaskService", "open_site"]
+
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=65536)
+def _schedule(expression: str, timezone: str) -> Schedule:
+    return Schedule.parse(expression, timezone)
+
+
+def _flatten_overrides(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Override fields of a spec: top-level keys, ``termination.<sub>`` per sub-field."""
+    flat: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key == "termination":
+            for sub, sub_value in value.items():
+                flat[f"termination.{sub}"] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def _apply_overrides(spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(spec)
+    out["termination"] = dict(spec["termination"])
+    for key, value in overrides.items():
+        if key.startswith("termination."):
+            sub = key.split(".", 1)[1]
+            if sub in TERMINATION_FIELDS:
+                out["termination"][sub] = value
+        elif key in out:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Entry:
+    """One task as the service sees it: its effective spec and where it comes from."""
+
+    id: str
+    app: str
+    spec: dict[str, Any]
+    default: DefaultTask | None
+    overridden: frozenset[str]
+    created_at: datetime | None
+    modified_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _View:
+    entries: dict[str, _Entry]
+    deleted_defaults: set[str]
+    snapshot: CatalogSnapshot
+    errors: list[SiteError]
+
+
+class TaskOps:
+    """Operations on one site. Open with ``taskops.open_site(path)``.
+
+    ``ops.tasks`` and ``ops.settings`` hold the operations; ``ops.site_errors()`` lists
+    what is wrong in the site's files. Changes are made as ``ops.user`` and audited.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        *,
+        store: Store | None = None,
+        user: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.site = site
+        self.store = store or Store.for_sqlite(site.db_path)
+        self.user = user or _default_user()
+        self.clock: Clock = clock or SystemClock()
+        self.catalog = Catalog(site)
+        self._settings = Settings(site.settings_file)
+        self.audit_log = AuditLog(site.audit_log)
+        self.tasks = TaskService(self)
+        self.settings = SettingsService(self)
+
+    def __repr__(self) -> str:
+        return f"TaskOps({str(self.site.root)!r}, user={self.user!r})"
+
+    def __enter__(self) -> TaskOps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def as_user(self, user: str) -> TaskOps:
+        """The same site, store and clock, acting (and audited) as ``user``."""
+        other = TaskOps.__new__(TaskOps)
+        other.__dict__.update(self.__dict__)
+        other.user = user
+        other.tasks = TaskService(other)
+        other.settings = SettingsService(other)
+        return other
+
+    def apps(self) -> list[str]:
+        """``global`` and every app of the site."""
+        return self.site.apps()
+
+    def site_errors(self) -> list[SiteError]:
+        """Problems in the site's files: YAML, task fields, settings overrides."""
+        return self.tasks._view().errors
+
+    @property
+    def timezone(self) -> str:
+        """The site's timezone: a schedule without one of its own runs in it."""
+        return self.catalog.snapshot().timezone
+
+    # -- audit -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _audited(
+        self, action: str, target: str, details: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Write one audit line for the block: success, or failure with the error message.
+        The block may add to the yielded dict; it goes into ``details``."""
+        extra: dict[str, Any] = {}
+        try:
+            yield extra
+        except TaskopsError as exc:
+            self.audit_log.append(
+                time=self.clock.now(), user=self.user, action=action, target=target,
+                details={**(details or {}), **extra}, result="failure", error=exc.message,
+            )
+            raise
+        self.audit_log.append(
+            time=self.clock.now(), user=self.user, action=action, target=target,
+            details={**(details or {}), **extra},
+        )
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid-{os.getuid()}"
+
+
+class TaskService:
+    """``ops.tasks``: list, read and change tasks."""
+
+    def __init__(self, ops: TaskOps) -> None:
+        self._ops = ops
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _view(self) -> _View:
+        ops = self._ops
+        snapshot = ops.catalog.snapshot()
+        errors = list(snapshot.errors)
+        overrides = ops.store.overrides()
+        deleted = ops.store.deleted_task_ids()
+        entries: dict[str, _Entry] = {}
+        for task_id, default in snapshot.tasks.items():
+            if task_id in deleted:
+                continue
+            spec = dict(default.spec)
+            override = overrides.get(task_id)
+            overridden: frozenset[str] = frozenset()
+            modified = default.file_mtime
+            if override is not None:
+                try:
+                    merged = _apply_overrides(spec, override.values)
+                    spec = normalize_spec(merged, site_timezone=snapshot.timezone)
+                    overridden = frozenset(override.values)
+                    modified = max(modified, override.modified_at)
+                except InvalidInput as exc:
+                    errors.append(
+                        SiteError(
+                            file=str(ops.site.db_path), app=default.app, task=default.spec["name"],
+                            message=f"runtime overrides ignored, they no longer fit: {exc}",
+                        )
+                    )
+            entries[task_id] = _Entry(
+                id=task_id, app=default.app, spec=spec, default=default, overridden=overridden,
+                created_at=default.file_mtime, modified_at=modified,
+            )
+        for row in ops.store.custom_tasks():
+            if row.id in entries:
+                errors.append(
+                    SiteError(
+                        file=str(ops.site.db_path), app=row.app, task=row.name,
+                        message="a default task of the same name now exists; the custom one "
+                        "is hidden until it is renamed or the default is deleted",
+                    )
+                )
+                continue
+            entries[row.id] = _Entry(
+                id=row.id, app=row.app, spec=row.spec, default=None, overridden=frozenset(),
+                created_at=row.created_at, modified_at=row.modified_at,
+            )
+        settings_error = ops._settings.error()
+        if settings_error:
+            errors.append(
+                SiteError(file=str(ops.site.settings_file), app=GLOBAL_APP, message=settings_error)
+            )
+        return _View(entries=entries, deleted_defaults=deleted, snapshot=snapshot, errors=errors)
+
+    def _tasks(self, view: _View, entries: Iterable[_Entry]) -> list[Task]:
+        runs = self._ops.store.task_run_summaries()
+        now = self._ops.clock.now()
+        out = []
+        for entry in entries:
+            timezone = entry.spec["timezone"] or view.snapshot.timezone
+            schedule = _schedule(entry.spec["schedule"], timezone)
+            summary = runs.get(entry.id)
+            if summary is not None and summary.running:
+                status = TaskStatus.RUNNING
+            elif entry.spec["enabled"]:
+                status = TaskStatus.ENABLED
+            else:
+                status = TaskStatus.DISABLED
+            out.append(
+                Task(
+                    id=entry.id, app=entry.app, spec=to_spec(entry.spec),
+                    is_default=entry.default is not None, status=status,
+                    schedule_text=schedule.describe(), timezone=timezone,
+                    next_run=schedule.next_run(start=now) if entry.spec["enabled"] else None,
+                    last_run=summary.last_run if summary else None,
+                    last_state=summary.last_state if summary else None,
+                    created_at=entry.created_at, modified_at=entry.modified_at,
+                    overridden=entry.overridden,
+                )
+            )
+        return out
+
+    def _entry(self, view: _View, task_id: str) -> _Entry:
+        if not isinstance(task_id, str) or task_id not in view.entries:
+            raise NotFound(f"no task {task_id}")
+        return view.entries[task_id]
+
+    def list(
+        self,
+        app: str | None = None,
+        enabled: bool | None = None,
+        status: str | TaskStatus | None = None,
+        search: str | None = None,
+    ) -> list[Task]:
+        """Tasks sorted by app then name, filtered by app, enabled, status
+        (``Enabled``/``Disabled``/``Running``, any case) and a case-insensitive text found in
+        the name or description. Raises InvalidInput for an unknown status."""
+        wanted_status = _parse_status(status) if status is not None else None
+        view = self._view()
+        needle = search.strip().lower() if search else ""
+        chosen = [
+            entry
+            for entry in view.entries.values()
+            if (app is None or entry.app == app)
+            and (enabled is None or entry.spec["enabled"] == enabled)
+            and (
+                not needle
+                or needle in entry.spec["name"].lower()
+                or needle in (entry.spec["description"] or "").lower()
+            )
+        ]
+        chosen.sort(key=lambda e: (e.app != GLOBAL_APP, e.app.lower(), e.spec["name"].lower()))
+        tasks = self._tasks(view, chosen)
+        if wanted_status is not None:
+            tasks = [task for task in tasks if task.status == wanted_status]
+        return tasks
+
+    def get(self, task_id: str) -> Task:
+        """Raises NotFound."""
+        view = self._view()
+        return self._tasks(view, [self._entry(view, task_id)])[0]
+
+    def history(self, task_id: str, *, limit: int = 20) -> list[Job]:
+        """The task's most recent runs, newest first. Raises NotFound."""
+        self._entry(self._view(), task_id)
+        return self._ops.store.jobs_of_task(task_id, limit=limit)
+
+    def export(self, task_id: str) -> dict[str, Any]:
+        """The task's configuration with the YAML/JSON keys plus ``app``; secret values are
+        masked. Raises NotFound."""
+        task = self.get(task_id)
+        return {"app": task.app, **task.spec.to_dict(mask=True)}
+
+    def check_script(self, task_id: str) -> dict[str, Any]:
+        """Whether the task's script exists and how it would run:
+        ``{scriptPath, resolved, exists, runner, message}``. Raises NotFound."""
+        view = self._view()
+        entry = self._entry(view, task_id)
+        path = self._ops.site.resolve_script(entry.app, entry.spec["scriptPath"])
+        exists = path.is_file()
+        if not exists:
+            runner, message = None, f"no file at {path}"
+        elif path.suffix == ".py":
+            runner, message = "python", "found; runs with the Python runner"
+        elif os.access(path, os.X_OK):
+            runner, message = "executable", "found; runs as an executable"
+        else:
+            runner, message = None, "found, but it is neither a .py file nor executable"
+        return {
+            "scriptPath": entry.spec["scriptPath"],
+            "resolved": str(path),
+            "exists": exists,
+            "runnable": runner is not None,
+            "runner": runner,
+            "message": message,
+        }
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def create(self, spec: Mapping[str, Any]) -> Task:
+        """A new custom task from ``spec`` (the YAML/JSON keys plus ``app``).
+        Raises InvalidInput (bad or unknown fields, unknown app, path outside the site) or
+        Conflict (the name is taken in that app)."""
+        details = {"spec": dict(spec)} if isinstance(spec, Mapping) else {}
+        target = (
+            f"{spec.get('app')}.{spec.get('name')}" if isinstance(spec, Mapping) else "?"
+        )
+        with self._ops._audited("task.create", target, details):
+            view = self._view()
+            app = self._check_app(spec.get("app") if isinstance(spec, Mapping) else None)
+            clean = normalize_spec(spec, site_timezone=view.snapshot.timezone, extra=("app",))
+            self._ops.site.resolve_script(app, clean["scriptPath"])
+            task_id = f"{app}.{clean['name']}"
+            self._check_free(view, task_id)
+            self._ops.store.insert_custom_task(
+                task_id=task_id, app=app, name=clean["name"], spec=clean, now=self._ops.clock.now()
+            )
+        return self.get(task_id)
+
+    def update(self, task_id: str, changes: Mapping[str, Any]) -> Task:
+        """Change only the fields given. For a default task each changed field becomes an
+        override (a value equal to the YAML's drops the override); its name and script path
+        cannot change. A masked secret (``********``) keeps the current value. Raises
+        NotFound, InvalidInput, Conflict (a rename to a taken name)."""
+        return self._update(task_id, changes, action="task.update")
+
+    def enable(self, task_id: str) -> Task:
+        """Raises NotFound."""
+        return self._update(task_id, {"enabled": True}, action="task.enable")
+
+    def disable(self, task_id: str) -> Task:
+        """Raises NotFound."""
+        return self._update(task_id, {"enabled": False}, action="task.disable")
+
+    def _update(self, task_id: str, changes: Mapping[str, Any], *, action: str) -> Task:
+        details = {"changes": dict(changes)} if isinstance(changes, Mapping) else {}
+        with self._ops._audited(action, str(task_id), details):
+            view = self._view()
+            entry = self._entry(view, task_id)
+            tz = view.snapshot.timezone
+            if isinstance(changes, Mapping):
+                message = "the app of a task cannot change; copy it to the other app"
+                self._check_same(changes, "app", entry.app, message)
+                self._check_same(changes, "id", entry.id, "the id of a task cannot change")
+            clean = normalize_changes(changes, site_timezone=tz, extra=("app", "id"))
+            clean = _keep_masked(clean, entry.spec)
+            merged = normalize_spec(apply_changes(entry.spec, clean), site_timezone=tz)
+            self._ops.site.resolve_script(entry.app, merged["scriptPath"])
+            now = self._ops.clock.now()
+            if entry.default is not None:
+                for field in ("name", "scriptPath"):
+                    if merged[field] != entry.spec[field]:
+                        raise InvalidInput(
+                            f"{field} of a default task is read-only (it comes from "
+                            f"{entry.default.file.name}); duplicate the task to change it",
+                            problems=[Problem(field=field, message="read-only for default tasks")],
+                        )
+                yaml_flat = _flatten_overrides(entry.default.spec)
+                wanted = _flatten_overrides(merged)
+                changed = {k: v for k, v in wanted.items() if v != yaml_flat.get(k)}
+                cleared = [k for k in yaml_flat if k not in changed]
+                self._ops.store.set_overrides(task_id, values=changed, clear=cleared, now=now)
+                return self.get(task_id)
+            new_id = f"{entry.app}.{merged['name']}"
+            if new_id != task_id:
+                self._check_free(view, new_id)
+            self._ops.store.update_custom_task(task_id, spec=merged, now=now, new_id=new_id)
+        return self.get(new_id)
+
+    def duplicate(
+        self, task_id: str, name: str | None = None, schedule: str | None = None
+    ) -> Task:
+        """A custom copy of the task in the same app, running the same script. Without a
+        name it is called ``<name>_copy`` (``_copy2``, ...). Raises NotFound, InvalidInput,
+        Conflict (the given name is taken)."""
+        with self._ops._audited(
+            "task.duplicate", str(task_id), {"name": name, "schedule": schedule}
+        ) as extra:
+            view = self._view()
+            entry = self._entry(view, task_id)
+            if name is None:
+                name = self._free_name(view, entry.app, f"{entry.spec['name']}_copy")
+            changes: dict[str, Any] = {"name": name}
+            if schedule is not None:
+                changes["schedule"] = schedule
+            spec = normalize_spec(
+                apply_changes(entry.spec, normalize_changes(changes, site_timezone=view.snapshot.timezone)),
+                site_timezone=view.snapshot.timezone,
+            )
+            new_id = f"{entry.app}.{spec['name']}"
+            self._check_free(view, new_id)
+            self._ops.store.insert_custom_task(
+                task_id=new_id, app=entry.app, name=spec["name"], spec=spec,
+                now=self._ops.clock.now(),
+            )
+            extra["newId"] = new_id
+        return self.get(new_id)
+
+    def copy(self, task_id: str, target_app: str) -> Task:
+        """A custom copy of the task in ``target_app`` under the same name; it runs the same
+        script (its path rewritten to reach the original app's folder). Raises NotFound,
+        InvalidInput (unknown or same app), Conflict (the name is taken there)."""
+        with self._ops._audited("task.copy", str(task_id), {"targetApp": target_app}) as extra:
+            view = self._view()
+            entry = self._entry(view, task_id)
+            app = self._check_app(target_app, field="targetApp")
+            if app == entry.app:
+                raise InvalidInput(
+                    f"{task_id} is in {app} already; duplicate it instead",
+                    problems=[Problem(field="targetApp", message="is the task's own app")],
+                )
+            site = self._ops.site
+            script = site.resolve_script(entry.app, entry.spec["scriptPath"])
+            spec = dict(entry.spec, scriptPath=site.script_path_for(app, script))
+            new_id = f"{app}.{spec['name']}"
+            self._check_free(view, new_id)
+            self._ops.store.insert_custom_task(
+                task_id=new_id, app=app, name=spec["name"], spec=spec, now=self._ops.clock.now()
+            )
+            extra["newId"] = new_id
+        return self.get(new_id)
+
+    def delete(self, task_id: str) -> None:
+        """Remove a custom task; hide a default one (``restore`` brings it back).
+        Raises NotFound."""
+        with self._ops._audited("task.delete", str(task_id)) as extra:
+            entry = self._entry(self._view(), task_id)
+            if entry.default is not None:
+                self._ops.store.mark_deleted(task_id, now=self._ops.clock.now(), user=self._ops.user)
+                extra["kind"] = "default (marked deleted)"
+            else:
+                self._ops.store.delete_custom_task(task_id)
+                extra["kind"] = "custom (removed)"
+
+    def restore(self, task_id: str) -> Task:
+        """Bring back a deleted default task. Raises NotFound when there is none."""
+        with self._ops._audited("task.restore", str(task_id)):
+            view = self._view()
+            if task_id not in view.deleted_defaults or task_id not in view.snapshot.tasks:
+                raise NotFound(f"no deleted default task {task_id}")
+            self._ops.store.unmark_deleted(task_id)
+        return self.get(task_id)
+
+    def deleted(self) -> list[str]:
+        """Ids of the default tasks that are marked deleted."""
+        view = self._view()
+        return sorted(view.deleted_defaults & set(view.snapshot.tasks))
+
+    def bulk_enable(self, ids: Iterable[str]) -> BulkResult:
+        return self._bulk(ids, self.enable)
+
+    def bulk_disable(self, ids: Iterable[str]) -> BulkResult:
+        return self._bulk(ids, self.disable)
+
+    def bulk_delete(self, ids: Iterable[str]) -> BulkResult:
+        """Deletes custom tasks only: default tasks are skipped, and the result says so."""
+        view = self._view()
+
+        def delete_custom(task_id: str) -> None:
+            entry = view.entries.get(task_id)
+            if entry is not None and entry.default is not None:
+                raise Conflict("a default task: disable it, or delete it on its own")
+            self.delete(task_id)
+
+        return self._bulk(ids, delete_custom)
+
+    def _bulk(self, ids: Iterable[str], action: Callable[[str], object]) -> BulkResult:
+        done: list[str] = []
+        skipped: dict[str, str] = {}
+        for task_id in dict.fromkeys(ids):
+            try:
+                action(task_id)
+                done.append(task_id)
+            except TaskopsError as exc:
+                skipped[task_id] = exc.message
+        return BulkResult(done=done, skipped=skipped)
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _check_app(self, app: Any, *, field: str = "app") -> str:
+        apps = self._ops.site.apps()
+        if not isinstance(app, str) or not app:
+            raise InvalidInput(
+                f"{field} is required (one of: {', '.join(apps)})",
+                problems=[Problem(field=field, message="is required")],
+            )
+        if app not in apps:
+            raise InvalidInput(
+                f"unknown app {app!r} (known: {', '.join(apps)})",
+                problems=[Problem(field=field, message=f"unknown app {app!r}")],
+            )
+        return app
+
+    @staticmethod
+    def _check_same(changes: Mapping[str, Any], key: str, current: str, message: str) -> None:
+        if key in changes and changes[key] != current:
+            raise InvalidInput(message, problems=[Problem(field=key, message=message)])
+
+    def _check_free(self, view: _View, task_id: str) -> None:
+        if task_id in view.entries:
+            raise Conflict(f"a task {task_id} exists already")
+        if task_id in view.deleted_defaults and task_id in view.snapshot.tasks:
+            raise Conflict(
+                f"{task_id} is a deleted default task: restore it, or choose another name"
+            )
+
+    def _free_name(self, view: _View, app: str, base: str) -> str:
+        name, n = base, 1
+        while f"{app}.{name}" in view.entries or f"{app}.{name}" in view.deleted_defaults:
+            n += 1
+            name = f"{base}{n}"
+        return name
+
+
+def _keep_masked(changes: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """A form shows secrets as ``********``; sending that back means "keep the value"."""
+    out = dict(changes)
+    for field in ("parameters", "environment"):
+        if field in out:
+            old = current.get(field) or {}
+            out[field] = {
+                k: (old[k] if v == MASK and k in old else v) for k, v in out[field].items()
+            }
+    return out
+
+
+def _parse_status(status: str | TaskStatus) -> TaskStatus:
+    for candidate in TaskStatus:
+        if str(status).lower() == candidate.value.lower():
+            return candidate
+    raise InvalidInput(
+        f"unknown status {status!r} (known: {', '.join(s.value for s in TaskStatus)})",
+        problems=[Problem(field="status", message="unknown status")],
+    )
+
+
+class SettingsService:
+    """``ops.settings``: the site's settings (defaults with overrides)."""
+
+    def __init__(self, ops: TaskOps) -> None:
+        self._ops = ops
+
+    def get(self) -> dict[str, Any]:
+        return self._ops._settings.get()
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each setting with its value, default, unit and meaning (for a settings form)."""
+        values = self.get()
+        defaults = self._ops._settings._defaults
+        return [
+            {
+                "key": spec.key, "value": values[spec.key], "default": defaults[spec.key],
+                "unit": spec.unit, "meaning": spec.meaning, "type": spec.kind.__name__,
+                "min": spec.low, "max": spec.high,
+            }
+            for spec in SETTINGS.values()
+        ]
+
+    def update(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and save; returns the merged settings. Raises InvalidInput (unknown keys,
+        wrong types, out of range); then nothing is written."""
+        details = {"changes": dict(changes)} if isinstance(changes, Mapping) else {}
+        with self._ops._audited("settings.update", "settings", details):
+            return self._ops._settings.update(changes)
+
+
+def open_site(
+    path: str | Path | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    store_url: str | None = None,
+    user: str | None = None,
+    clock: Clock | None = None,
+) -> TaskOps:
+    """Open the site at ``path`` (default: ``$TASKOPS_SITE``). The store is
+    ``<data>/taskops.db`` unless ``store_url`` (or ``$TASKOPS_STORE_URL``) names another.
+    Raises InvalidInput when there is no such folder."""
+    if path is None:
+        path = os.environ.get("TASKOPS_SITE")
+        if not path:
+            raise InvalidInput(
+                "no site given: pass a path or set TASKOPS_SITE",
+                problems=[Problem(field="site", message="no site given")],
+            )
+    site = Site(path, data_dir=data_dir or os.environ.get("TASKOPS_DATA_DIR") or None)
+    url = store_url or os.environ.get("TASKOPS_STORE_URL")
+    store = Store(url) if url else Store.for_sqlite(site.db_path)
+    return TaskOps(site, store=store, user=user, clock=clock)

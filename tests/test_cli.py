@@ -1,0 +1,98 @@
+"""The ``taskops`` command, run as a real process on a real site."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def taskops_cmd() -> list[str]:
+    script = Path(sys.executable).parent / "taskops"
+    found = str(script) if script.exists() else shutil.which("taskops")
+    return [found] if found else [sys.executable, "-m", "taskops.cli"]
+
+
+def run(*args: str, site: Path | None = None, check: int = 0) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TASKOPS_SITE"}
+    if site is not None:
+        env["TASKOPS_SITE"] = str(site)
+    done = subprocess.run(
+        [*taskops_cmd(), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == check, (done.stdout, done.stderr)
+    return done
+
+
+@pytest.mark.slow
+def test_demo_creates_the_site_and_lists_its_tasks(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    first = run("demo", "--dir", str(target))
+    assert "Created the demo site" in first.stdout
+    assert "NEXT RUN" in first.stdout
+    assert (target / "config" / "tasks.yaml").is_file()
+    assert first.stderr == ""  # the demo site has no errors
+    rows = [line for line in first.stdout.splitlines() if "." in line.split("  ")[0]]
+    assert len(rows) >= 6
+    second = run("demo", "--dir", str(target))
+    assert "Using the demo site" in second.stdout
+
+    listed = json.loads(run("tasks", "list", "--json", "--site", str(target)).stdout)
+    apps = {t["app"] for t in listed}
+    assert {"global", "WebHostMetrics", "vault"} <= apps
+    enabled = [t for t in listed if t["enabled"]]
+    assert enabled and all(t["nextRun"] for t in enabled)
+
+
+def test_list_filters_and_json(site_dir: Path) -> None:
+    listed = json.loads(run("tasks", "list", "--json", "--app", "vault", site=site_dir).stdout)
+    assert [t["id"] for t in listed] == ["vault.VaultBackup"]
+    disabled = json.loads(run("tasks", "list", "--disabled", "--json", site=site_dir).stdout)
+    assert [t["id"] for t in disabled] == ["global.Heartbeat"]
+    text = run("tasks", "list", "--search", "metric", site=site_dir).stdout
+    assert "WebHostMetrics.MetricsCollection" in text and "vault.VaultBackup" not in text
+
+
+def test_show_disable_enable_export_delete_restore(site_dir: Path) -> None:
+    shown = run("tasks", "show", "global.Cleanup", site=site_dir).stdout
+    assert "scheduleText" in shown and "At 03:00 AM" in shown
+    assert "s3cr3t" not in shown
+    out = json.loads(run("tasks", "disable", "global.Cleanup", "--json", site=site_dir).stdout)
+    assert out["status"] == "Disabled"
+    out = json.loads(run("tasks", "enable", "global.Cleanup", "--json", site=site_dir).stdout)
+    assert out["status"] == "Enabled"
+    exported = json.loads(run("tasks", "export", "global.Cleanup", site=site_dir).stdout)
+    assert exported["environment"]["API_TOKEN"] == "********"
+    assert "Deleted global.Cleanup" in run("tasks", "delete", "global.Cleanup", site=site_dir).stdout
+    listed = json.loads(run("tasks", "list", "--json", site=site_dir).stdout)
+    assert "global.Cleanup" not in [t["id"] for t in listed]
+    run("tasks", "restore", "global.Cleanup", site=site_dir)
+    audit = (site_dir / "data" / "logs" / "audit.log").read_text().splitlines()
+    assert [json.loads(line)["action"] for line in audit] == [
+        "task.disable", "task.enable", "task.delete", "task.restore",
+    ]
+
+
+def test_errors_exit_with_a_message(site_dir: Path, tmp_path: Path) -> None:
+    missing = run("tasks", "show", "vault.Nope", site=site_dir, check=3)
+    assert "no task vault.Nope" in missing.stderr
+    bad = run("tasks", "list", "--status", "Sleeping", site=site_dir, check=2)
+    assert "unknown status" in bad.stderr
+    nosite = run("tasks", "list", check=2)
+    assert "--site" in nosite.stderr
+    gone = run("tasks", "list", "--site", str(tmp_path / "nowhere"), check=2)
+    assert "no site folder" in gone.stderr
+
+
+def test_site_errors_are_listed_and_warned(site_dir: Path) -> None:
+    (site_dir / "apps" / "vault" / "config" / "tasks.yaml").write_text("tasks: [\n")
+    listed = run("tasks", "list", site=site_dir)
+    assert "warning: apps/vault/config/tasks.yaml: invalid YAML" in listed.stderr
+    assert "global.Cleanup" in listed.stdout
+    errors = json.loads(run("tasks", "errors", "--json", site=site_dir).stdout)
+    assert errors[0]["file"] == "apps/vault/config/tasks.yaml"

@@ -1,0 +1,110 @@
+"""The SQLite store, shared by several processes at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import taskops
+from taskops.errors import Conflict, NotFound
+from taskops.model import JobState
+from taskops.store import Store
+
+T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
+
+
+def test_sqlite_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    store = Store.for_sqlite(tmp_path / "data" / "taskops.db")
+    assert store.schema_version() == 1
+    store.close()
+    with sqlite3.connect(tmp_path / "data" / "taskops.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"meta", "custom_tasks", "task_overrides", "deleted_tasks", "jobs", "runspaces"} <= tables
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store.for_sqlite(tmp_path / "x.db").close()
+    with sqlite3.connect(tmp_path / "x.db") as conn:
+        conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    with pytest.raises(RuntimeError, match="upgrade taskops"):
+        Store.for_sqlite(tmp_path / "x.db")
+
+
+def test_a_slot_runs_once(tmp_path: Path) -> None:
+    store = Store.for_sqlite(tmp_path / "x.db")
+    store.insert_job(name="a", owner="TaskEngine", state=JobState.QUEUED, queued_at=T0,
+                     task_id="vault.Backup", scheduled_for=T0)
+    with pytest.raises(Conflict):
+        store.insert_job(name="b", owner="TaskEngine", state=JobState.QUEUED, queued_at=T0,
+                         task_id="vault.Backup", scheduled_for=T0)
+    # Manual runs have no slot and never clash.
+    for _ in range(2):
+        store.insert_job(name="m", owner="Manual", state=JobState.QUEUED, queued_at=T0,
+                         task_id="vault.Backup")
+    assert len(store.jobs_of_task("vault.Backup")) == 3
+    with pytest.raises(NotFound):
+        store.get_job(999)
+
+
+def test_times_come_back_aware_and_equal(tmp_path: Path) -> None:
+    store = Store.for_sqlite(tmp_path / "x.db")
+    when = datetime(2026, 3, 29, 1, 0, 0, 123456, tzinfo=UTC)
+    job_id = store.insert_job(name="a", owner="Manual", state=JobState.COMPLETED, queued_at=when,
+                              started_at=when, ended_at=when)
+    job = store.get_job(job_id)
+    assert job.started_at == when and job.started_at.tzinfo is not None
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    import taskops
+    from taskops.model import JobState
+
+    site, worker, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    with taskops.open_site(site, user=f"worker{worker}") as ops:
+        for i in range(count):
+            name = f"W{worker}T{i}"
+            ops.tasks.create({"app": "vault", "name": name, "schedule": "0 4 * * *",
+                              "scriptPath": "tasks/backup.py"})
+            ops.tasks.update(f"vault.{name}", {"description": f"edited by {worker}"})
+            ops.tasks.update("vault.VaultBackup", {"schedule": f"{i % 60} 1 * * *"})
+            ops.store.insert_job(name=name, owner="Manual", state=JobState.COMPLETED,
+                                 queued_at=datetime.now(UTC), task_id=f"vault.{name}")
+            ops.tasks.list()
+    """
+)
+
+
+@pytest.mark.slow
+def test_several_processes_share_one_store(site_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers, count = 4, 25
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(site_dir), str(w), str(count)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for w in range(workers)
+    ]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "locked" not in err
+    with taskops.open_site(site_dir) as ops:
+        custom = [t for t in ops.tasks.list(app="vault") if not t.is_default]
+        assert len(custom) == workers * count
+        assert all(t.spec.description.startswith("edited by") for t in custom)
+        assert all(len(ops.tasks.history(t.id)) == 1 for t in custom)
+        records = list(ops.audit_log.records())
+        assert len(records) == workers * count * 3
+        assert {r["user"] for r in records} == {f"worker{w}" for w in range(workers)}
