@@ -11,6 +11,7 @@ in the store; deleting removes it).
 
 from __future__ import annotations
 
+import builtins
 import getpass
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -173,12 +174,20 @@ class TaskOps:
             yield extra
         except TaskopsError as exc:
             self.audit_log.append(
-                time=self.clock.now(), user=self.user, action=action, target=target,
-                details={**(details or {}), **extra}, result="failure", error=exc.message,
+                time=self.clock.now(),
+                user=self.user,
+                action=action,
+                target=target,
+                details={**(details or {}), **extra},
+                result="failure",
+                error=exc.message,
             )
             raise
         self.audit_log.append(
-            time=self.clock.now(), user=self.user, action=action, target=target,
+            time=self.clock.now(),
+            user=self.user,
+            action=action,
+            target=target,
             details={**(details or {}), **extra},
         )
 
@@ -221,27 +230,41 @@ class TaskService:
                 except InvalidInput as exc:
                     errors.append(
                         SiteError(
-                            file=str(ops.site.db_path), app=default.app, task=default.spec["name"],
+                            file=str(ops.site.db_path),
+                            app=default.app,
+                            task=default.spec["name"],
                             message=f"runtime overrides ignored, they no longer fit: {exc}",
                         )
                     )
             entries[task_id] = _Entry(
-                id=task_id, app=default.app, spec=spec, default=default, overridden=overridden,
-                created_at=default.file_mtime, modified_at=modified,
+                id=task_id,
+                app=default.app,
+                spec=spec,
+                default=default,
+                overridden=overridden,
+                created_at=default.file_mtime,
+                modified_at=modified,
             )
         for row in ops.store.custom_tasks():
             if row.id in entries:
                 errors.append(
                     SiteError(
-                        file=str(ops.site.db_path), app=row.app, task=row.name,
+                        file=str(ops.site.db_path),
+                        app=row.app,
+                        task=row.name,
                         message="a default task of the same name now exists; the custom one "
                         "is hidden until it is renamed or the default is deleted",
                     )
                 )
                 continue
             entries[row.id] = _Entry(
-                id=row.id, app=row.app, spec=row.spec, default=None, overridden=frozenset(),
-                created_at=row.created_at, modified_at=row.modified_at,
+                id=row.id,
+                app=row.app,
+                spec=row.spec,
+                default=None,
+                overridden=frozenset(),
+                created_at=row.created_at,
+                modified_at=row.modified_at,
             )
         settings_error = ops._settings.error()
         if settings_error:
@@ -266,13 +289,18 @@ class TaskService:
                 status = TaskStatus.DISABLED
             out.append(
                 Task(
-                    id=entry.id, app=entry.app, spec=to_spec(entry.spec),
-                    is_default=entry.default is not None, status=status,
-                    schedule_text=schedule.describe(), timezone=timezone,
+                    id=entry.id,
+                    app=entry.app,
+                    spec=to_spec(entry.spec),
+                    is_default=entry.default is not None,
+                    status=status,
+                    schedule_text=schedule.describe(),
+                    timezone=timezone,
                     next_run=schedule.next_run(start=now) if entry.spec["enabled"] else None,
                     last_run=summary.last_run if summary else None,
                     last_state=summary.last_state if summary else None,
-                    created_at=entry.created_at, modified_at=entry.modified_at,
+                    created_at=entry.created_at,
+                    modified_at=entry.modified_at,
                     overridden=entry.overridden,
                 )
             )
@@ -318,7 +346,7 @@ class TaskService:
         view = self._view()
         return self._tasks(view, [self._entry(view, task_id)])[0]
 
-    def history(self, task_id: str, *, limit: int = 20) -> list[Job]:
+    def history(self, task_id: str, *, limit: int = 20) -> builtins.list[Job]:
         """The task's most recent runs, newest first. Raises NotFound."""
         self._entry(self._view(), task_id)
         return self._ops.store.jobs_of_task(task_id, limit=limit)
@@ -360,9 +388,7 @@ class TaskService:
         Raises InvalidInput (bad or unknown fields, unknown app, path outside the site) or
         Conflict (the name is taken in that app)."""
         details = {"spec": dict(spec)} if isinstance(spec, Mapping) else {}
-        target = (
-            f"{spec.get('app')}.{spec.get('name')}" if isinstance(spec, Mapping) else "?"
-        )
+        target = f"{spec.get('app')}.{spec.get('name')}" if isinstance(spec, Mapping) else "?"
         with self._ops._audited("task.create", target, details):
             view = self._view()
             app = self._check_app(spec.get("app") if isinstance(spec, Mapping) else None)
@@ -425,9 +451,7 @@ class TaskService:
             self._ops.store.update_custom_task(task_id, spec=merged, now=now, new_id=new_id)
         return self.get(new_id)
 
-    def duplicate(
-        self, task_id: str, name: str | None = None, schedule: str | None = None
-    ) -> Task:
+    def duplicate(self, task_id: str, name: str | None = None, schedule: str | None = None) -> Task:
         """A custom copy of the task in the same app, running the same script. Without a
         name it is called ``<name>_copy`` (``_copy2``, ...). Raises NotFound, InvalidInput,
         Conflict (the given name is taken)."""
@@ -442,13 +466,18 @@ class TaskService:
             if schedule is not None:
                 changes["schedule"] = schedule
             spec = normalize_spec(
-                apply_changes(entry.spec, normalize_changes(changes, site_timezone=view.snapshot.timezone)),
+                apply_changes(
+                    entry.spec, normalize_changes(changes, site_timezone=view.snapshot.timezone)
+                ),
                 site_timezone=view.snapshot.timezone,
             )
             new_id = f"{entry.app}.{spec['name']}"
             self._check_free(view, new_id)
             self._ops.store.insert_custom_task(
-                task_id=new_id, app=entry.app, name=spec["name"], spec=spec,
+                task_id=new_id,
+                app=entry.app,
+                name=spec["name"],
+                spec=spec,
                 now=self._ops.clock.now(),
             )
             extra["newId"] = new_id
@@ -484,7 +513,9 @@ class TaskService:
         with self._ops._audited("task.delete", str(task_id)) as extra:
             entry = self._entry(self._view(), task_id)
             if entry.default is not None:
-                self._ops.store.mark_deleted(task_id, now=self._ops.clock.now(), user=self._ops.user)
+                self._ops.store.mark_deleted(
+                    task_id, now=self._ops.clock.now(), user=self._ops.user
+                )
                 extra["kind"] = "default (marked deleted)"
             else:
                 self._ops.store.delete_custom_task(task_id)
@@ -499,7 +530,7 @@ class TaskService:
             self._ops.store.unmark_deleted(task_id)
         return self.get(task_id)
 
-    def deleted(self) -> list[str]:
+    def deleted(self) -> builtins.list[str]:
         """Ids of the default tasks that are marked deleted."""
         view = self._view()
         return sorted(view.deleted_defaults & set(view.snapshot.tasks))
@@ -607,9 +638,14 @@ class SettingsService:
         defaults = self._ops._settings._defaults
         return [
             {
-                "key": spec.key, "value": values[spec.key], "default": defaults[spec.key],
-                "unit": spec.unit, "meaning": spec.meaning, "type": spec.kind.__name__,
-                "min": spec.low, "max": spec.high,
+                "key": spec.key,
+                "value": values[spec.key],
+                "default": defaults[spec.key],
+                "unit": spec.unit,
+                "meaning": spec.meaning,
+                "type": spec.kind.__name__,
+                "min": spec.low,
+                "max": spec.high,
             }
             for spec in SETTINGS.values()
         ]

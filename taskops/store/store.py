@@ -163,8 +163,12 @@ class Store:
             with self._write() as conn:
                 conn.execute(
                     t.custom_tasks.insert().values(
-                        id=task_id, app=app, name=name, spec=dict(spec),
-                        created_at=now, modified_at=now,
+                        id=task_id,
+                        app=app,
+                        name=name,
+                        spec=dict(spec),
+                        created_at=now,
+                        modified_at=now,
                     )
                 )
         except sa.exc.IntegrityError as exc:
@@ -286,10 +290,20 @@ class Store:
             with self._write() as conn:
                 result = conn.execute(
                     t.jobs.insert().values(
-                        name=name, owner=owner, state=state.value, queued_at=queued_at,
-                        task_id=task_id, app=app, command=command, scheduled_for=scheduled_for,
-                        started_at=started_at, ended_at=ended_at, exit_code=exit_code,
-                        error=error, stop_requested=False, host=socket.gethostname(),
+                        name=name,
+                        owner=owner,
+                        state=state.value,
+                        queued_at=queued_at,
+                        task_id=task_id,
+                        app=app,
+                        command=command,
+                        scheduled_for=scheduled_for,
+                        started_at=started_at,
+                        ended_at=ended_at,
+                        exit_code=exit_code,
+                        error=error,
+                        stop_requested=False,
+                        host=socket.gethostname(),
                     )
                 )
                 key = result.inserted_primary_key
@@ -325,12 +339,9 @@ class Store:
             .group_by(t.jobs.c.task_id)
             .subquery()
         )
-        last_rows = (
-            sa.select(t.jobs.c.task_id, t.jobs.c.started_at, t.jobs.c.state)
-            .join(
-                last,
-                sa.and_(t.jobs.c.task_id == last.c.task_id, t.jobs.c.started_at == last.c.last),
-            )
+        last_rows = sa.select(t.jobs.c.task_id, t.jobs.c.started_at, t.jobs.c.state).join(
+            last,
+            sa.and_(t.jobs.c.task_id == last.c.task_id, t.jobs.c.started_at == last.c.last),
         )
         running = (
             sa.select(t.jobs.c.task_id, sa.func.count().label("n"))
@@ -341,8 +352,10 @@ class Store:
         with self._read() as conn:
             for row in conn.execute(last_rows):
                 out[row.task_id] = TaskRunSummary(
-                    task_id=row.task_id, last_run=row.started_at,
-                    last_state=JobState(row.state), running=0,
+                    task_id=row.task_id,
+                    last_run=row.started_at,
+                    last_state=JobState(row.state),
+                    running=0,
                 )
             for row in conn.execute(running):
                 prev = out.get(row.task_id)
@@ -355,11 +368,21 @@ class Store:
         return out
 
 
-def _job(row: Mapping[str, Any]) -> Job:
+def _job(row: Any) -> Job:
     return Job(
-        id=row["id"], name=row["name"], state=JobState(row["state"]), owner=row["owner"],
-        task_id=row["task_id"], app=row["app"], scheduled_for=row["scheduled_for"],
-        queued_at=row["queued_at"], started_at=row["started_at"], ended_at=row["ended_at"],
-        exit_code=row["exit_code"], error=row["error"], progress=row["progress"],
-        progress_message=row["progress_message"], output_bytes=row["output_bytes"],
+        id=row["id"],
+        name=row["name"],
+        state=JobState(row["state"]),
+        owner=row["owner"],
+        task_id=row["task_id"],
+        app=row["app"],
+        scheduled_for=row["scheduled_for"],
+        queued_at=row["queued_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        output_bytes=row["output_bytes"],
     )
