@@ -21,9 +21,20 @@ __all__ = ["ACTIONS", "AuditLog", "mask_deep"]
 
 ACTIONS = frozenset(
     {
-        "task.create", "task.update", "task.enable", "task.disable", "task.duplicate",
-        "task.copy", "task.delete", "task.restore", "task.run", "job.start", "job.stop",
-        "job.remove", "runspace.close", "settings.update",
+        "task.create",
+        "task.update",
+        "task.enable",
+        "task.disable",
+        "task.duplicate",
+        "task.copy",
+        "task.delete",
+        "task.restore",
+        "task.run",
+        "job.start",
+        "job.stop",
+        "job.remove",
+        "runspace.close",
+        "settings.update",
     }
 )
 

@@ -38,8 +38,9 @@ def _when(value: datetime | None, tz: str) -> str:
 
 
 def _table(rows: list[list[str]], headers: list[str], out: TextIO) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out.write(line.rstrip() + "\n")
     for row in rows:
@@ -49,8 +50,13 @@ def _table(rows: list[list[str]], headers: list[str], out: TextIO) -> None:
 def _print_tasks(tasks: list[Task], out: TextIO) -> None:
     rows = [
         [
-            t.id, t.app, t.spec.schedule, t.schedule_text, t.status.value,
-            _when(t.last_run, t.timezone), _when(t.next_run, t.timezone),
+            t.id,
+            t.app,
+            t.spec.schedule,
+            t.schedule_text,
+            t.status.value,
+            _when(t.last_run, t.timezone),
+            _when(t.next_run, t.timezone),
         ]
         for t in tasks
     ]
@@ -82,9 +88,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
 
     target = Path(args.dir).expanduser()
     created = create_demo_site(target)
-    out.write(
-        f"{'Created' if created else 'Using'} the demo site at {target.resolve()}\n\n"
-    )
+    out.write(f"{'Created' if created else 'Using'} the demo site at {target.resolve()}\n\n")
     with open_site(target) as ops:
         _print_tasks(ops.tasks.list(), out)
         _warn_site_errors(ops)

@@ -31,6 +31,8 @@ from taskops.spec import normalize_spec
 __all__ = ["Catalog", "CatalogSnapshot", "DefaultTask", "Site", "system_timezone"]
 
 TASKS_FILE = Path("config") / "tasks.yaml"
+# libyaml's safe loader when present: ten times faster on large files.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def system_timezone() -> str:
@@ -203,7 +205,7 @@ class Catalog:
             try:
                 text = path.read_text(encoding="utf-8")
                 mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-                document = yaml.safe_load(text)
+                document = yaml.load(text, Loader=_YAML_LOADER)
             except (OSError, UnicodeDecodeError) as exc:
                 errors.append(SiteError(file=rel, app=app, message=f"cannot read: {exc}"))
                 continue
@@ -235,8 +237,10 @@ class Catalog:
         except InvalidInput as exc:
             errors.append(
                 SiteError(
-                    file=_rel(self.site, global_doc[0]), app=GLOBAL_APP,
-                    field="timezone", message=str(exc),
+                    file=_rel(self.site, global_doc[0]),
+                    app=GLOBAL_APP,
+                    field="timezone",
+                    message=str(exc),
                 )
             )
         return system_timezone()
@@ -263,7 +267,9 @@ class Catalog:
             if key not in allowed_top:
                 errors.append(
                     SiteError(
-                        file=rel, app=app, field=str(key),
+                        file=rel,
+                        app=app,
+                        field=str(key),
                         message=f"unknown top-level key (known: {', '.join(sorted(allowed_top))})",
                     )
                 )
@@ -282,7 +288,10 @@ class Catalog:
                 for problem in exc.problems or [Problem(field="task", message=str(exc))]:
                     errors.append(
                         SiteError(
-                            file=rel, app=app, task=label, field=problem.field,
+                            file=rel,
+                            app=app,
+                            task=label,
+                            field=problem.field,
                             message=problem.message,
                         )
                     )
@@ -290,7 +299,10 @@ class Catalog:
             if spec["name"] in seen:
                 errors.append(
                     SiteError(
-                        file=rel, app=app, task=label, field="name",
+                        file=rel,
+                        app=app,
+                        task=label,
+                        field="name",
                         message="a task of this name is declared earlier in the file",
                     )
                 )

@@ -73,4 +73,3 @@ def site_dir(tmp_path: Path) -> Path:
 def ops(site_dir: Path, clock: FakeClock) -> Iterator[taskops.TaskOps]:
     with taskops.open_site(site_dir, user="alice", clock=clock) as opened:
         yield opened
-

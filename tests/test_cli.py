@@ -68,13 +68,18 @@ def test_show_disable_enable_export_delete_restore(site_dir: Path) -> None:
     assert out["status"] == "Enabled"
     exported = json.loads(run("tasks", "export", "global.Cleanup", site=site_dir).stdout)
     assert exported["environment"]["API_TOKEN"] == "********"
-    assert "Deleted global.Cleanup" in run("tasks", "delete", "global.Cleanup", site=site_dir).stdout
+    assert (
+        "Deleted global.Cleanup" in run("tasks", "delete", "global.Cleanup", site=site_dir).stdout
+    )
     listed = json.loads(run("tasks", "list", "--json", site=site_dir).stdout)
     assert "global.Cleanup" not in [t["id"] for t in listed]
     run("tasks", "restore", "global.Cleanup", site=site_dir)
     audit = (site_dir / "data" / "logs" / "audit.log").read_text().splitlines()
     assert [json.loads(line)["action"] for line in audit] == [
-        "task.disable", "task.enable", "task.delete", "task.restore",
+        "task.disable",
+        "task.enable",
+        "task.delete",
+        "task.restore",
     ]
 
 

@@ -30,7 +30,9 @@ def test_packaged_defaults_are_the_seeds(ops: taskops.TaskOps) -> None:
     assert all(d["meaning"] for d in described)
 
 
-def test_update_saves_overrides_seen_by_another_process(ops: taskops.TaskOps, site_dir: Path) -> None:
+def test_update_saves_overrides_seen_by_another_process(
+    ops: taskops.TaskOps, site_dir: Path
+) -> None:
     merged = ops.settings.update({"maxConcurrentTasks": 4, "autoRefreshInterval": 2})
     assert merged["maxConcurrentTasks"] == 4 and merged["autoRefreshInterval"] == 2
     saved = json.loads((site_dir / "data" / "config" / "app.json").read_text())

@@ -38,12 +38,20 @@ def test_broken_yaml_hides_only_its_own_app(tmp_path: Path) -> None:
 
 
 def test_invalid_task_names_file_task_and_field(tmp_path: Path) -> None:
-    bad = {"name": "Bad", "schedule": "0 * * * *", "scriptPath": "tasks/bad.py",
-           "termination": {"maxFailures": "three"}}
+    bad = {
+        "name": "Bad",
+        "schedule": "0 * * * *",
+        "scriptPath": "tasks/bad.py",
+        "termination": {"maxFailures": "three"},
+    }
     site = make_site(tmp_path / "s", {"vault": [GOOD, bad]})
     assert errors_of(site) == [
-        ("apps/vault/config/tasks.yaml", "Bad", "termination.maxFailures",
-         "must be a whole number, not str 'three'"),
+        (
+            "apps/vault/config/tasks.yaml",
+            "Bad",
+            "termination.maxFailures",
+            "must be a whole number, not str 'three'",
+        ),
     ]
     with taskops.open_site(site) as ops:
         assert [t.id for t in ops.tasks.list()] == ["vault.Good"]
@@ -54,14 +62,32 @@ def test_invalid_task_names_file_task_and_field(tmp_path: Path) -> None:
     [
         ({"name": "X", "schedule": "0 0 31 2 * * *", "scriptPath": "a.py"}, "schedule", ""),
         ({"name": "X", "schedule": "@reboot", "scriptPath": "a.py"}, "schedule", "reboot"),
-        ({"name": "X", "schedule": "0 * * * *", "timezone": "Nowhere/City", "scriptPath": "a.py"},
-         "timezone", "Nowhere/City"),
-        ({"name": "X", "schedule": "0 * * * *", "scriptPath": "../../../../etc/passwd"},
-         "scriptPath", "outside the site"),
-        ({"name": "X", "schedule": "0 * * * *", "scriptPath": "/bin/true"}, "scriptPath", "relative"),
+        (
+            {
+                "name": "X",
+                "schedule": "0 * * * *",
+                "timezone": "Nowhere/City",
+                "scriptPath": "a.py",
+            },
+            "timezone",
+            "Nowhere/City",
+        ),
+        (
+            {"name": "X", "schedule": "0 * * * *", "scriptPath": "../../../../etc/passwd"},
+            "scriptPath",
+            "outside the site",
+        ),
+        (
+            {"name": "X", "schedule": "0 * * * *", "scriptPath": "/bin/true"},
+            "scriptPath",
+            "relative",
+        ),
         ({"name": "X", "schedule": "0 * * * *"}, "scriptPath", "required"),
-        ({"name": "X", "schedule": "0 * * * *", "scriptPath": "a.py", "owner": "me"}, "owner",
-         "unknown field"),
+        (
+            {"name": "X", "schedule": "0 * * * *", "scriptPath": "a.py", "owner": "me"},
+            "owner",
+            "unknown field",
+        ),
         ({"name": "-X", "schedule": "0 * * * *", "scriptPath": "a.py"}, "name", "not a valid name"),
     ],
 )
@@ -109,7 +135,9 @@ def test_site_timezone(tmp_path: Path) -> None:
 def test_resolve_script(tmp_path: Path) -> None:
     root = make_site(tmp_path / "s", {"vault": [GOOD]})
     site = Site(root)
-    assert site.resolve_script("vault", "tasks/good.py") == root.resolve() / "apps/vault/tasks/good.py"
+    assert (
+        site.resolve_script("vault", "tasks/good.py") == root.resolve() / "apps/vault/tasks/good.py"
+    )
     assert site.resolve_script("vault", "../../tasks/x.py") == root.resolve() / "tasks/x.py"
     assert site.resolve_script("global", "apps/vault/tasks/good.py").is_file()
     for bad in ("../../../x.py", "/etc/passwd", "~/x.py"):

@@ -26,7 +26,14 @@ def test_sqlite_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> Non
     with sqlite3.connect(tmp_path / "data" / "taskops.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"meta", "custom_tasks", "task_overrides", "deleted_tasks", "jobs", "runspaces"} <= tables
+    assert {
+        "meta",
+        "custom_tasks",
+        "task_overrides",
+        "deleted_tasks",
+        "jobs",
+        "runspaces",
+    } <= tables
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -39,15 +46,28 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_a_slot_runs_once(tmp_path: Path) -> None:
     store = Store.for_sqlite(tmp_path / "x.db")
-    store.insert_job(name="a", owner="TaskEngine", state=JobState.QUEUED, queued_at=T0,
-                     task_id="vault.Backup", scheduled_for=T0)
+    store.insert_job(
+        name="a",
+        owner="TaskEngine",
+        state=JobState.QUEUED,
+        queued_at=T0,
+        task_id="vault.Backup",
+        scheduled_for=T0,
+    )
     with pytest.raises(Conflict):
-        store.insert_job(name="b", owner="TaskEngine", state=JobState.QUEUED, queued_at=T0,
-                         task_id="vault.Backup", scheduled_for=T0)
+        store.insert_job(
+            name="b",
+            owner="TaskEngine",
+            state=JobState.QUEUED,
+            queued_at=T0,
+            task_id="vault.Backup",
+            scheduled_for=T0,
+        )
     # Manual runs have no slot and never clash.
     for _ in range(2):
-        store.insert_job(name="m", owner="Manual", state=JobState.QUEUED, queued_at=T0,
-                         task_id="vault.Backup")
+        store.insert_job(
+            name="m", owner="Manual", state=JobState.QUEUED, queued_at=T0, task_id="vault.Backup"
+        )
     assert len(store.jobs_of_task("vault.Backup")) == 3
     with pytest.raises(NotFound):
         store.get_job(999)
@@ -56,8 +76,14 @@ def test_a_slot_runs_once(tmp_path: Path) -> None:
 def test_times_come_back_aware_and_equal(tmp_path: Path) -> None:
     store = Store.for_sqlite(tmp_path / "x.db")
     when = datetime(2026, 3, 29, 1, 0, 0, 123456, tzinfo=UTC)
-    job_id = store.insert_job(name="a", owner="Manual", state=JobState.COMPLETED, queued_at=when,
-                              started_at=when, ended_at=when)
+    job_id = store.insert_job(
+        name="a",
+        owner="Manual",
+        state=JobState.COMPLETED,
+        queued_at=when,
+        started_at=when,
+        ended_at=when,
+    )
     job = store.get_job(job_id)
     assert job.started_at == when and job.started_at.tzinfo is not None
 
@@ -92,7 +118,9 @@ def test_several_processes_share_one_store(site_dir: Path, tmp_path: Path) -> No
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(site_dir), str(w), str(count)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(workers)
     ]

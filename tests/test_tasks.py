@@ -91,9 +91,16 @@ def test_unknown_task_is_not_found(ops: taskops.TaskOps) -> None:
 def test_running_status_and_last_run_come_from_jobs(ops: taskops.TaskOps) -> None:
     t0 = datetime(2026, 1, 16, 13, 0, tzinfo=UTC)
     ops.store.insert_job(
-        name="Task_VaultBackup_20260116_130000", owner="TaskEngine", state=JobState.FAILED,
-        queued_at=t0, task_id="vault.VaultBackup", started_at=t0, ended_at=t0 + timedelta(seconds=5),
-        scheduled_for=t0, exit_code=1, error="RuntimeError: disk full",
+        name="Task_VaultBackup_20260116_130000",
+        owner="TaskEngine",
+        state=JobState.FAILED,
+        queued_at=t0,
+        task_id="vault.VaultBackup",
+        started_at=t0,
+        ended_at=t0 + timedelta(seconds=5),
+        scheduled_for=t0,
+        exit_code=1,
+        error="RuntimeError: disk full",
     )
     backup = ops.tasks.get("vault.VaultBackup")
     assert backup.last_run == t0
@@ -101,8 +108,12 @@ def test_running_status_and_last_run_come_from_jobs(ops: taskops.TaskOps) -> Non
     assert backup.status is TaskStatus.ENABLED
     t1 = t0 + timedelta(hours=1)
     ops.store.insert_job(
-        name="Task_VaultBackup_20260116_140000", owner="Manual", state=JobState.RUNNING,
-        queued_at=t1, task_id="vault.VaultBackup", started_at=t1,
+        name="Task_VaultBackup_20260116_140000",
+        owner="Manual",
+        state=JobState.RUNNING,
+        queued_at=t1,
+        task_id="vault.VaultBackup",
+        started_at=t1,
     )
     backup = ops.tasks.get("vault.VaultBackup")
     assert backup.status is TaskStatus.RUNNING
@@ -117,9 +128,24 @@ def test_running_status_and_last_run_come_from_jobs(ops: taskops.TaskOps) -> Non
 def test_to_dict_has_the_json_contract_and_masks_secrets(ops: taskops.TaskOps) -> None:
     data = ops.tasks.get("global.Cleanup").to_dict()
     for key in (
-        "id", "name", "description", "app", "schedule", "scheduleText", "timezone",
-        "scriptPath", "enabled", "parameters", "environment", "termination", "isDefault",
-        "status", "lastRun", "nextRun", "createdAt", "modifiedAt",
+        "id",
+        "name",
+        "description",
+        "app",
+        "schedule",
+        "scheduleText",
+        "timezone",
+        "scriptPath",
+        "enabled",
+        "parameters",
+        "environment",
+        "termination",
+        "isDefault",
+        "status",
+        "lastRun",
+        "nextRun",
+        "createdAt",
+        "modifiedAt",
     ):
         assert key in data
     assert data["environment"] == {"DATA_PATH": "data", "API_TOKEN": MASK}
@@ -191,7 +217,9 @@ def test_create_reports_every_problem_at_once(ops: taskops.TaskOps) -> None:
     assert set(caught.value.fields()) == {"schedule", "enabled", "extra"}
 
 
-def test_create_refuses_symlink_out_of_the_site(ops: taskops.TaskOps, site_dir: Path, tmp_path: Path) -> None:
+def test_create_refuses_symlink_out_of_the_site(
+    ops: taskops.TaskOps, site_dir: Path, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside.py"
     outside.write_text("def run(ctx): pass\n")
     (site_dir / "apps" / "vault" / "tasks" / "link.py").symlink_to(outside)
@@ -215,7 +243,9 @@ def test_create_conflicts_with_existing_names(ops: taskops.TaskOps) -> None:
 # -- update, enable, disable ------------------------------------------------------------------
 
 
-def test_editing_a_default_task_overrides_only_that_field(ops: taskops.TaskOps, site_dir: Path) -> None:
+def test_editing_a_default_task_overrides_only_that_field(
+    ops: taskops.TaskOps, site_dir: Path
+) -> None:
     task = ops.tasks.update("vault.VaultBackup", {"schedule": "45 2 * * *"})
     assert task.spec.schedule == "45 2 * * *"
     assert task.overridden == {"schedule"}
@@ -247,7 +277,8 @@ def test_default_task_script_path_and_name_are_read_only(ops: taskops.TaskOps) -
         ops.tasks.update("vault.VaultBackup", {"name": "Renamed"})
     # An edit form sends every field back: unchanged values are fine.
     task = ops.tasks.update(
-        "vault.VaultBackup", {"name": "VaultBackup", "scriptPath": "tasks/backup.py", "description": "x"}
+        "vault.VaultBackup",
+        {"name": "VaultBackup", "scriptPath": "tasks/backup.py", "description": "x"},
     )
     assert task.spec.description == "x"
 
@@ -274,8 +305,13 @@ def test_rename_custom_task_moves_its_history(ops: taskops.TaskOps) -> None:
     ops.tasks.create(custom())
     now = ops.clock.now()
     ops.store.insert_job(
-        name="Task_Rotate_x", owner="Manual", state=JobState.COMPLETED, queued_at=now,
-        task_id="vault.Rotate", started_at=now, ended_at=now,
+        name="Task_Rotate_x",
+        owner="Manual",
+        state=JobState.COMPLETED,
+        queued_at=now,
+        task_id="vault.Rotate",
+        started_at=now,
+        ended_at=now,
     )
     task = ops.tasks.update("vault.Rotate", {"name": "RotateKeys"})
     assert task.id == "vault.RotateKeys"
@@ -321,7 +357,10 @@ def test_copy_to_another_app_runs_the_same_script(ops: taskops.TaskOps, site_dir
     copied = ops.tasks.copy("global.Cleanup", "vault")
     assert copied.id == "vault.Cleanup" and copied.app == "vault"
     assert copied.spec.script_path == "../../tasks/cleanup.py"
-    assert ops.site.resolve_script("vault", copied.spec.script_path) == (site_dir / "tasks" / "cleanup.py").resolve()
+    assert (
+        ops.site.resolve_script("vault", copied.spec.script_path)
+        == (site_dir / "tasks" / "cleanup.py").resolve()
+    )
     back = ops.tasks.copy("vault.VaultBackup", "global")
     assert back.spec.script_path == "apps/vault/tasks/backup.py"
     with pytest.raises(Conflict):
@@ -367,15 +406,19 @@ def test_delete_custom_removes_it(ops: taskops.TaskOps) -> None:
 def test_bulk_actions_say_what_they_skipped(ops: taskops.TaskOps) -> None:
     ops.tasks.create(custom())
     ops.tasks.create(custom(name="Rotate2"))
-    result = ops.tasks.bulk_delete(["vault.Rotate", "vault.VaultBackup", "vault.Rotate2", "vault.Nope"])
+    result = ops.tasks.bulk_delete(
+        ["vault.Rotate", "vault.VaultBackup", "vault.Rotate2", "vault.Nope"]
+    )
     assert result.done == ["vault.Rotate", "vault.Rotate2"]
     assert set(result.skipped) == {"vault.VaultBackup", "vault.Nope"}
     assert "default task" in result.skipped["vault.VaultBackup"]
     assert "vault.VaultBackup" in [t.id for t in ops.tasks.list()]
     result = ops.tasks.bulk_disable(["global.Cleanup", "vault.VaultBackup"])
     assert result.done == ["global.Cleanup", "vault.VaultBackup"] and not result.skipped
-    assert ops.tasks.list(enabled=True) == [ops.tasks.get(i) for i in (
-        "WebHostMetrics.MetricsCollection", "WebHostMetrics.MetricsCsvCleanup")]
+    assert ops.tasks.list(enabled=True) == [
+        ops.tasks.get(i)
+        for i in ("WebHostMetrics.MetricsCollection", "WebHostMetrics.MetricsCsvCleanup")
+    ]
     result = ops.tasks.bulk_enable(["global.Cleanup", "x.y"])
     assert result.done == ["global.Cleanup"] and "x.y" in result.skipped
 
@@ -396,8 +439,14 @@ def test_every_change_appends_one_json_line(ops: taskops.TaskOps) -> None:
     lines = ops.audit_log.path.read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["action"] for r in records] == [
-        "task.disable", "task.enable", "task.create", "task.duplicate", "task.copy",
-        "task.update", "task.delete", "task.delete",
+        "task.disable",
+        "task.enable",
+        "task.create",
+        "task.duplicate",
+        "task.copy",
+        "task.update",
+        "task.delete",
+        "task.delete",
     ]
     for record in records:
         assert set(record) >= {"time", "user", "action", "target", "details", "result"}
