@@ -197,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(exc, kind):
                 return code
         return 1
+    except OSError as exc:  # a folder that cannot be read or written, a full disk
+        sys.stderr.write(f"taskops: error: {exc}\n")
+        return 1
     return 0
 
 

@@ -101,3 +101,18 @@ def test_site_errors_are_listed_and_warned(site_dir: Path) -> None:
     assert "global.Cleanup" in listed.stdout
     errors = json.loads(run("tasks", "errors", "--json", site=site_dir).stdout)
     assert errors[0]["file"] == "apps/vault/config/tasks.yaml"
+
+
+def test_demo_refuses_a_folder_that_holds_something_else(tmp_path: Path) -> None:
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    done = run("demo", "--dir", str(target), check=1)
+    assert "not empty" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
+
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    done = run("demo", "--dir", str(a_file), check=1)
+    assert "it is a file" in done.stderr and "Traceback" not in done.stderr
+    assert a_file.read_text() == "x"
