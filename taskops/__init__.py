@@ -1,6 +1,10 @@
 """taskops: scheduled tasks, live jobs and runspaces, inside Jupyter.
 
+::
+
     import taskops
+
+
     ops = taskops.open_site("path/to/site")
     ops.tasks.list(enabled=True)
 """
