@@ -4,7 +4,6 @@
 
     import taskops
 
-
     ops = taskops.open_site("path/to/site")
     ops.tasks.list(enabled=True)
 """
