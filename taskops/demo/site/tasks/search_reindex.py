@@ -83,9 +83,8 @@ def run(ctx: Any) -> None:
     ctx.logger.info("index written: %d terms from %d files", len(postings), len(files))
 
 
-if (
-    __name__ == "__main__"
-):  # without the runner: STEPS=3 STEP_SECONDS=1 python tasks/search_reindex.py
+# Without the runner: STEPS=3 STEP_SECONDS=1 python tasks/search_reindex.py
+if __name__ == "__main__":
     import logging
     from types import SimpleNamespace
 
