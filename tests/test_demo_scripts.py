@@ -25,7 +25,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 
 import taskops.demo as demo
 from taskops.cron import Schedule
@@ -55,20 +54,14 @@ def site(tmp_path: Path) -> Path:
 
 
 def entries(site: Path) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Task id -> (app, YAML entry), read straight from the site's files."""
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
-    files = [("global", site / "config" / "tasks.yaml")]
-    files += [(p.parent.parent.name, p) for p in sorted(site.glob("apps/*/config/tasks.yaml"))]
-    for app, path in files:
-        for entry in yaml.safe_load(path.read_text())["tasks"]:
-            found[f"{app}.{entry['name']}"] = (app, entry)
-    return found
+    """Task id -> (app, normalized YAML entry), as the site's catalog reads them."""
+    snapshot = Catalog(Site(site)).snapshot()
+    return {tid: (task.app, dict(task.spec)) for tid, task in snapshot.tasks.items()}
 
 
 def script_of(site: Path, task_id: str) -> Path:
     app, entry = entries(site)[task_id]
-    folder = site if app == "global" else site / "apps" / app
-    return folder / entry["scriptPath"]
+    return Site(site).resolve_script(app, entry["scriptPath"])
 
 
 def load(site: Path, task_id: str) -> ModuleType:
