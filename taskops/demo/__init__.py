@@ -8,16 +8,21 @@
                                               MetricsCollection, MetricsRollup, MetricsCsvCleanup
     site/apps/vault/config/tasks.yaml         VaultBackup (fails now and then), VaultKeyRotation
 
-Every script does small real work under ``<data>/demo/``. The package imports nothing from
-the rest of taskops: the scripts must run in a bare worker process too.
+Every script does small real work under ``<data>/demo/``. Its ``run(ctx)`` needs nothing
+from taskops; ``python <script>`` runs it without the engine through ``run_standalone``.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
-__all__ = ["DEMO_SOURCE", "create_demo_site"]
+__all__ = ["DEMO_SOURCE", "create_demo_site", "run_standalone"]
 
 DEMO_SOURCE: Path = Path(__file__).resolve().parent / "site"
 """The demo site as shipped in the package (never run in place: copy it first)."""
@@ -52,3 +57,39 @@ def create_demo_site(target: Path) -> bool:
     for script in target.rglob("*.sh"):
         script.chmod(0o755)
     return True
+
+
+def run_standalone(
+    run: Callable[[Any], None], task_id: str, defaults: Mapping[str, Any], script: str
+) -> None:
+    """Call a demo script's ``run(ctx)`` without the engine (``python <script>``).
+
+    Each parameter comes from the environment variable of its name, else ``defaults``; the
+    site is ``$TASKOPS_SITE``, else the site the script sits in; the data folder is
+    ``$TASKOPS_DATA_DIR``, else ``<site>/data``. Log and progress lines are timestamped.
+    """
+    app, name = task_id.split(".", 1)
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+    )
+    # global scripts sit in <site>/tasks/, app scripts in <site>/apps/<App>/tasks/
+    home = Path(script).resolve().parents[1 if app == "global" else 3]
+    site = Path(os.environ.get("TASKOPS_SITE") or home)
+    logger = logging.getLogger(name)
+
+    def progress(fraction: float, message: str = "") -> None:
+        logger.info("%3.0f%% %s", fraction * 100, message)
+
+    run(
+        SimpleNamespace(
+            task=task_id,
+            app=app,
+            job_id=0,
+            params={k: os.environ.get(k, v) for k, v in defaults.items()},
+            env=dict(os.environ),
+            logger=logger,
+            progress=progress,
+            site_dir=site,
+            data_dir=Path(os.environ.get("TASKOPS_DATA_DIR") or site / "data"),
+        )
+    )

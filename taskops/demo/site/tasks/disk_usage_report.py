@@ -47,23 +47,6 @@ def run(ctx: Any) -> None:
 
 
 if __name__ == "__main__":  # without the runner: python tasks/disk_usage_report.py
-    import logging
-    from types import SimpleNamespace
+    from taskops.demo import run_standalone
 
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
-    )
-    site = Path(os.environ.get("TASKOPS_SITE") or Path(__file__).resolve().parents[1])
-    run(
-        SimpleNamespace(
-            task="global.DiskUsageReport",
-            app="global",
-            job_id=0,
-            params={k: os.environ.get(k, v) for k, v in DEFAULTS.items()},
-            env=dict(os.environ),
-            logger=logging.getLogger("DiskUsageReport"),
-            progress=lambda fraction, message="": None,
-            site_dir=site,
-            data_dir=Path(os.environ.get("TASKOPS_DATA_DIR") or site / "data"),
-        )
-    )
+    run_standalone(run, "global.DiskUsageReport", DEFAULTS, __file__)

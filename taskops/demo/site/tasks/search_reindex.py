@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -85,25 +84,6 @@ def run(ctx: Any) -> None:
 
 # Without the runner: STEPS=3 STEP_SECONDS=1 python tasks/search_reindex.py
 if __name__ == "__main__":
-    import logging
-    from types import SimpleNamespace
+    from taskops.demo import run_standalone
 
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
-    )
-    site = Path(os.environ.get("TASKOPS_SITE") or Path(__file__).resolve().parents[1])
-    run(
-        SimpleNamespace(
-            task="global.SearchReindex",
-            app="global",
-            job_id=0,
-            params={k: os.environ.get(k, v) for k, v in DEFAULTS.items()},
-            env=dict(os.environ),
-            logger=logging.getLogger("SearchReindex"),
-            progress=lambda fraction, message="": logging.info(
-                "%3.0f%% %s", fraction * 100, message
-            ),
-            site_dir=site,
-            data_dir=Path(os.environ.get("TASKOPS_DATA_DIR") or site / "data"),
-        )
-    )
+    run_standalone(run, "global.SearchReindex", DEFAULTS, __file__)

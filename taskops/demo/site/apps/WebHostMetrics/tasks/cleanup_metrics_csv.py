@@ -8,7 +8,6 @@ time, read from its name, is more than ``RETENTION_HOURS`` old is deleted.
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -56,23 +55,6 @@ def run(ctx: Any) -> None:
 
 
 if __name__ == "__main__":  # without the runner: python cleanup_metrics_csv.py
-    import logging
-    from types import SimpleNamespace
+    from taskops.demo import run_standalone
 
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
-    )
-    site = Path(os.environ.get("TASKOPS_SITE") or Path(__file__).resolve().parents[3])
-    run(
-        SimpleNamespace(
-            task="WebHostMetrics.MetricsCsvCleanup",
-            app="WebHostMetrics",
-            job_id=0,
-            params={k: os.environ.get(k, v) for k, v in DEFAULTS.items()},
-            env=dict(os.environ),
-            logger=logging.getLogger("MetricsCsvCleanup"),
-            progress=lambda fraction, message="": None,
-            site_dir=site,
-            data_dir=Path(os.environ.get("TASKOPS_DATA_DIR") or site / "data"),
-        )
-    )
+    run_standalone(run, "WebHostMetrics.MetricsCsvCleanup", DEFAULTS, __file__)

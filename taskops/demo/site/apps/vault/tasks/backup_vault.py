@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from datetime import datetime
 from pathlib import Path
@@ -73,23 +72,6 @@ def run(ctx: Any) -> None:
 
 
 if __name__ == "__main__":  # without the runner: python backup_vault.py
-    import logging
-    from types import SimpleNamespace
+    from taskops.demo import run_standalone
 
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
-    )
-    site = Path(os.environ.get("TASKOPS_SITE") or Path(__file__).resolve().parents[3])
-    run(
-        SimpleNamespace(
-            task="vault.VaultBackup",
-            app="vault",
-            job_id=0,
-            params={k: os.environ.get(k, v) for k, v in DEFAULTS.items()},
-            env=dict(os.environ),
-            logger=logging.getLogger("VaultBackup"),
-            progress=lambda fraction, message="": None,
-            site_dir=site,
-            data_dir=Path(os.environ.get("TASKOPS_DATA_DIR") or site / "data"),
-        )
-    )
+    run_standalone(run, "vault.VaultBackup", DEFAULTS, __file__)

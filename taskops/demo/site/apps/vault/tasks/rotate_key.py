@@ -12,10 +12,8 @@ import base64
 import copy
 import hashlib
 import json
-import os
 import secrets
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 DEFAULTS = {"KEY_NAME": "api-signing-key", "KEEP_VERSIONS": 3}
@@ -84,23 +82,6 @@ def run(ctx: Any) -> None:
 
 
 if __name__ == "__main__":  # without the runner: VAULT_TOKEN=... python rotate_key.py
-    import logging
-    from types import SimpleNamespace
+    from taskops.demo import run_standalone
 
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
-    )
-    site = Path(os.environ.get("TASKOPS_SITE") or Path(__file__).resolve().parents[3])
-    run(
-        SimpleNamespace(
-            task="vault.VaultKeyRotation",
-            app="vault",
-            job_id=0,
-            params={k: os.environ.get(k, v) for k, v in DEFAULTS.items()},
-            env=dict(os.environ),
-            logger=logging.getLogger("VaultKeyRotation"),
-            progress=lambda fraction, message="": None,
-            site_dir=site,
-            data_dir=Path(os.environ.get("TASKOPS_DATA_DIR") or site / "data"),
-        )
-    )
+    run_standalone(run, "vault.VaultKeyRotation", DEFAULTS, __file__)
