@@ -1,0 +1,11 @@
+"""The service layer: ``TaskOps`` and its parts (``ops.tasks``, ``ops.settings``, ...).
+
+The only place with business rules. The UI, the REST handlers and the CLI call this and
+nothing below it.
+"""
+
+from taskops.service.ops import TaskOps, open_site
+from taskops.service.settings import SettingsService
+from taskops.service.tasks import TaskService
+
+__all__ = ["SettingsService", "TaskOps", "TaskService", "open_site"]
