@@ -17,11 +17,16 @@ __all__ = [
     "GLOBAL_APP",
     "MASK",
     "NAME_PATTERN",
+    "Availability",
     "BulkResult",
     "Job",
     "JobOwner",
     "JobState",
     "MisfirePolicy",
+    "Notification",
+    "Runspace",
+    "RunspaceKind",
+    "RunspaceState",
     "SiteError",
     "Task",
     "TaskSpec",
@@ -82,6 +87,31 @@ class JobOwner(StrEnum):
     TASK_ENGINE = "TaskEngine"
     MANUAL = "Manual"
     APP_INIT = "AppInit"
+
+
+class RunspaceState(StrEnum):
+    OPENING = "Opening"
+    OPENED = "Opened"
+    CLOSING = "Closing"
+    CLOSED = "Closed"
+    BROKEN = "Broken"
+
+    @property
+    def live(self) -> bool:
+        return self in (RunspaceState.OPENING, RunspaceState.OPENED, RunspaceState.CLOSING)
+
+
+class Availability(StrEnum):
+    AVAILABLE = "Available"
+    BUSY = "Busy"
+    NONE = "None"
+    REMOTE = "Remote"
+
+
+class RunspaceKind(StrEnum):
+    ENGINE = "engine"
+    WORKER = "worker"
+    KERNEL = "kernel"
 
 
 class MisfirePolicy(StrEnum):
@@ -201,7 +231,12 @@ class Task:
 
 @dataclass(frozen=True, kw_only=True)
 class Job:
-    """One execution: of a task (scheduled or run now) or of an ad-hoc command."""
+    """One execution: of a task (scheduled or run now) or of an ad-hoc command.
+
+    ``script``, ``parameters`` and ``environment`` are the job's context as it was started
+    (secret values masked); ``over_time`` is set when it ran past its maximum runtime and was
+    left running; ``stop_reason`` says who or what stopped or terminated it.
+    """
 
     id: int
     name: str
@@ -218,6 +253,16 @@ class Job:
     progress: float | None
     progress_message: str | None
     output_bytes: int | None
+    script: str | None = None
+    command: tuple[str, ...] = ()
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    max_runtime: int | None = None
+    over_time: bool = False
+    stop_reason: str | None = None
+    pid: int | None = None
+    runspace_id: int | None = None
+    removed: bool = False
 
     @property
     def duration_seconds(self) -> float | None:
@@ -226,6 +271,12 @@ class Job:
         if self.ended_at is None:
             return None
         return (self.ended_at - self.started_at).total_seconds()
+
+    def elapsed_seconds(self, now: datetime) -> float | None:
+        """Seconds run so far (the duration once ended)."""
+        if self.started_at is None:
+            return None
+        return ((self.ended_at or now) - self.started_at).total_seconds()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,6 +296,91 @@ class Job:
             "progress": self.progress,
             "progressMessage": self.progress_message,
             "outputBytes": self.output_bytes,
+            "script": self.script,
+            "command": list(self.command),
+            "parameters": mask_secrets(self.parameters),
+            "environment": mask_secrets(self.environment),
+            "maxRuntime": self.max_runtime,
+            "overTime": self.over_time,
+            "stopReason": self.stop_reason,
+            "pid": self.pid,
+            "runspaceId": self.runspace_id,
+            "removed": self.removed,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runspace:
+    """A live execution environment backed by an OS process: the engine, a job's worker or a
+    Jupyter kernel. Resource numbers are from the last sample; None means unknown (never
+    sampled, or the process could not be read), not zero."""
+
+    id: int
+    kind: RunspaceKind
+    pid: int | None
+    host: str
+    state: RunspaceState
+    availability: Availability
+    owner: str
+    app: str | None
+    task_id: str | None
+    job_id: int | None
+    purpose: str | None
+    created_at: datetime
+    closed_at: datetime | None
+    exit_code: int | None
+    age_seconds: float
+    thread_count: int | None
+    memory_mb: float | None
+    handle_count: int | None
+    sampled_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "pid": self.pid,
+            "host": self.host,
+            "state": self.state.value,
+            "availability": self.availability.value,
+            "owner": self.owner,
+            "app": self.app,
+            "taskId": self.task_id,
+            "jobId": self.job_id,
+            "purpose": self.purpose,
+            "createdAt": iso(self.created_at),
+            "closedAt": iso(self.closed_at),
+            "exitCode": self.exit_code,
+            "ageSeconds": self.age_seconds,
+            "threadCount": self.thread_count,
+            "memoryMB": self.memory_mb,
+            "handleCount": self.handle_count,
+            "sampledAt": iso(self.sampled_at),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notification:
+    """Something an operator should see as it happens: ``kind`` is ``failure``, ``timeout``
+    or ``auto_disable``. ``delivery`` says what became of the webhook POST, if any."""
+
+    id: int
+    time: datetime
+    kind: str
+    message: str
+    task_id: str | None
+    job_id: int | None
+    delivery: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": iso(self.time),
+            "kind": self.kind,
+            "message": self.message,
+            "taskId": self.task_id,
+            "jobId": self.job_id,
+            "delivery": self.delivery,
         }
 
 

@@ -14,14 +14,14 @@ import pytest
 import taskops
 from taskops.errors import Conflict, NotFound
 from taskops.model import JobState
-from taskops.store import Store
+from taskops.store import Store, schema
 
 T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
 
 
 def test_sqlite_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     store = Store.for_sqlite(tmp_path / "data" / "taskops.db")
-    assert store.schema_version() == 1
+    assert store.schema_version() == schema.SCHEMA_VERSION
     store.close()
     with sqlite3.connect(tmp_path / "data" / "taskops.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -33,6 +33,11 @@ def test_sqlite_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> Non
         "deleted_tasks",
         "jobs",
         "runspaces",
+        "runspace_samples",
+        "engine_lease",
+        "skipped_runs",
+        "task_runtime",
+        "notifications",
     } <= tables
 
 

@@ -17,15 +17,23 @@ __all__ = [
     "Timestamp",
     "custom_tasks",
     "deleted_tasks",
+    "engine_lease",
     "jobs",
     "meta",
     "metadata",
+    "notifications",
+    "runspace_samples",
     "runspaces",
+    "skipped_runs",
     "task_overrides",
+    "task_runtime",
 ]
 
-SCHEMA_VERSION = 1
-"""Bumped with every change of the tables; ``Store`` migrates older stores forward."""
+SCHEMA_VERSION = 2
+"""Bumped with every change of the tables; ``Store`` migrates older stores forward.
+
+1: tasks, overrides, jobs. 2: job process identity and flags, runspaces with samples, the
+engine lease, skipped slots, failure counters, notifications."""
 
 
 class Timestamp(sa.types.TypeDecorator[datetime]):
@@ -109,6 +117,11 @@ jobs = sa.Table(
     sa.Column("host", sa.String(255), nullable=True),
     sa.Column("runspace_id", sa.Integer, nullable=True),
     sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+    # added in version 2 (nullable or with a server default, so ALTER TABLE can add them)
+    sa.Column("create_time", sa.Float, nullable=True),
+    sa.Column("over_time", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("stop_reason", sa.Text, nullable=True),
+    sa.Column("removed_at", Timestamp, nullable=True),
     # A scheduled slot runs at most once, whatever crashes: (task, slot time) is unique.
     sa.UniqueConstraint("task_id", "scheduled_for", name="uq_jobs_slot"),
     sa.Index("ix_jobs_task_started", "task_id", "started_at"),
@@ -121,17 +134,80 @@ runspaces = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("create_time", sa.Float, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("create_time", sa.Float, nullable=True),
     sa.Column("host", sa.String(255), nullable=False),
     sa.Column("owner", sa.String(128), nullable=False),
     sa.Column("app", sa.String(128), nullable=True),
+    sa.Column("task_id", sa.String(300), nullable=True),
     sa.Column("job_id", sa.Integer, nullable=True),
     sa.Column("purpose", sa.Text, nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("availability", sa.String(16), nullable=False),
     sa.Column("opened_at", Timestamp, nullable=False),
     sa.Column("closed_at", Timestamp, nullable=True),
     sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("thread_count", sa.Integer, nullable=True),
+    sa.Column("memory_mb", sa.Float, nullable=True),
+    sa.Column("handle_count", sa.Integer, nullable=True),
+    sa.Column("sampled_at", Timestamp, nullable=True),
     sa.UniqueConstraint("host", "pid", "create_time", name="uq_runspaces_process"),
     sa.Index("ix_runspaces_state", "state"),
+    sa.Index("ix_runspaces_job", "job_id"),
+)
+
+runspace_samples = sa.Table(
+    "runspace_samples",
+    metadata,
+    sa.Column("runspace_id", sa.Integer, nullable=False),
+    sa.Column("time", Timestamp, nullable=False),
+    sa.Column("memory_mb", sa.Float, nullable=True),
+    sa.Column("thread_count", sa.Integer, nullable=True),
+    sa.Index("ix_runspace_samples", "runspace_id", "time"),
+)
+
+engine_lease = sa.Table(
+    "engine_lease",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", Timestamp, nullable=False),
+    sa.Column("heartbeat_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    # the time up to which the holder has handled every slot (misfires are counted from it)
+    sa.Column("checkpoint", Timestamp, nullable=True),
+)
+
+skipped_runs = sa.Table(
+    "skipped_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("task_id", sa.String(300), nullable=False),
+    sa.Column("scheduled_for", Timestamp, nullable=False),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.UniqueConstraint("task_id", "scheduled_for", name="uq_skipped_slot"),
+)
+
+task_runtime = sa.Table(
+    "task_runtime",
+    metadata,
+    sa.Column("task_id", sa.String(300), primary_key=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("last_outcome_at", Timestamp, nullable=True),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", Timestamp, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("task_id", sa.String(300), nullable=True),
+    sa.Column("job_id", sa.Integer, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("delivery", sa.Text, nullable=True),
+    sa.Index("ix_notifications_time", "time"),
 )

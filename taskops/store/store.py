@@ -13,7 +13,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,19 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from taskops.errors import Conflict, NotFound
-from taskops.model import Job, JobState
+from taskops.model import (
+    Availability,
+    Job,
+    JobState,
+    Notification,
+    RunspaceKind,
+    RunspaceState,
+)
 from taskops.store import schema as t
 
-__all__ = ["CustomTaskRow", "Store", "TaskRunSummary"]
+__all__ = ["CustomTaskRow", "Lease", "RunspaceRow", "RunspaceSample", "Store", "TaskRunSummary"]
+
+_LEASE = "engine"
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -46,6 +55,55 @@ class OverrideSet:
 
     values: dict[str, Any]
     modified_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """Who runs the engine of this store, until when, and up to when slots were handled."""
+
+    holder: str
+    host: str
+    pid: int
+    acquired_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+    checkpoint: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunspaceRow:
+    """A runspace as stored: its identity, owner, lifecycle and last sample."""
+
+    id: int
+    kind: str
+    pid: int | None
+    create_time: float | None
+    host: str
+    owner: str
+    app: str | None
+    task_id: str | None
+    job_id: int | None
+    purpose: str | None
+    state: str
+    availability: str
+    opened_at: datetime
+    closed_at: datetime | None
+    exit_code: int | None
+    thread_count: int | None
+    memory_mb: float | None
+    handle_count: int | None
+    sampled_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunspaceSample:
+    """One reading of a runspace's process; None means unknown (not readable)."""
+
+    runspace_id: int
+    memory_mb: float | None
+    thread_count: int | None
+    handle_count: int | None
+    availability: Availability | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,17 +178,19 @@ class Store:
 
     def _migrate(self) -> None:
         with self._write() as conn:
-            t.metadata.create_all(conn)
-            row = conn.execute(
-                sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")
-            ).first()
-            found = int(row.value) if row else 0
+            found = self._stored_version(conn)
             if found > t.SCHEMA_VERSION:
                 raise RuntimeError(
                     f"the store {self!r} has schema version {found}, newer than this "
                     f"taskops ({t.SCHEMA_VERSION}); upgrade taskops"
                 )
-            if row is None:
+            if found == 1:
+                # version 1 declared a runspaces table but never wrote to it; its pid column
+                # was NOT NULL, which a runspace opened before its process cannot meet
+                conn.execute(sa.text("DROP TABLE IF EXISTS runspaces"))
+            t.metadata.create_all(conn)
+            _add_missing_columns(conn)
+            if found == 0:
                 conn.execute(
                     t.meta.insert().values(key="schema_version", value=str(t.SCHEMA_VERSION))
                 )
@@ -140,6 +200,15 @@ class Store:
                     .where(t.meta.c.key == "schema_version")
                     .values(value=str(t.SCHEMA_VERSION))
                 )
+
+    @staticmethod
+    def _stored_version(conn: Connection) -> int:
+        if not sa.inspect(conn).has_table("meta"):
+            return 0
+        row = conn.execute(
+            sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")
+        ).first()
+        return int(row.value) if row else 0
 
     def schema_version(self) -> int:
         with self._read() as conn:
@@ -161,6 +230,7 @@ class Store:
         """Raises Conflict when the id is taken."""
         try:
             with self._write() as conn:
+                _bump_revision(conn)
                 conn.execute(
                     t.custom_tasks.insert().values(
                         id=task_id,
@@ -185,6 +255,7 @@ class Store:
             values["name"] = spec["name"]
         try:
             with self._write() as conn:
+                _bump_revision(conn)
                 done = conn.execute(
                     t.custom_tasks.update().where(t.custom_tasks.c.id == task_id).values(values)
                 )
@@ -200,6 +271,7 @@ class Store:
     def delete_custom_task(self, task_id: str) -> None:
         """Raises NotFound."""
         with self._write() as conn:
+            _bump_revision(conn)
             done = conn.execute(t.custom_tasks.delete().where(t.custom_tasks.c.id == task_id))
             if done.rowcount == 0:
                 raise NotFound(f"no custom task {task_id}")
@@ -228,6 +300,7 @@ class Store:
         """Set the given fields' overrides and drop those named in ``clear``, atomically."""
         clear = list(clear)
         with self._write() as conn:
+            _bump_revision(conn)
             if clear:
                 conn.execute(
                     t.task_overrides.delete().where(
@@ -253,6 +326,7 @@ class Store:
 
     def mark_deleted(self, task_id: str, *, now: datetime, user: str | None) -> None:
         with self._write() as conn:
+            _bump_revision(conn)
             conn.execute(t.deleted_tasks.delete().where(t.deleted_tasks.c.task_id == task_id))
             conn.execute(
                 t.deleted_tasks.insert().values(task_id=task_id, deleted_at=now, deleted_by=user)
@@ -261,6 +335,7 @@ class Store:
     def unmark_deleted(self, task_id: str) -> bool:
         """Returns whether a marker was there."""
         with self._write() as conn:
+            _bump_revision(conn)
             done = conn.execute(
                 t.deleted_tasks.delete().where(t.deleted_tasks.c.task_id == task_id)
             )
@@ -367,8 +442,644 @@ class Store:
                 )
         return out
 
+    def tasks_revision(self) -> int:
+        """A number that changes whenever a custom task, an override or a deleted marker
+        changes (the YAML files are watched by their own signature)."""
+        with self._read() as conn:
+            value = conn.execute(
+                sa.select(t.meta.c.value).where(t.meta.c.key == "tasks_revision")
+            ).scalar()
+        return int(value) if value is not None else 0
+
+    # -- job lifecycle (used by the engine) ------------------------------------------------
+
+    def queued_jobs(self, *, limit: int = 1000) -> list[Job]:
+        """Queued jobs, oldest first (first in, first out)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.jobs)
+                .where(t.jobs.c.state == JobState.QUEUED.value)
+                .order_by(t.jobs.c.id)
+                .limit(limit)
+            ).all()
+        return [_job(row._mapping) for row in rows]
+
+    def job_command(self, job_id: int) -> dict[str, Any]:
+        """The stored command of a job, unmasked (only the engine runs it). Raises NotFound."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.jobs.c.command).where(t.jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return dict(row.command or {})
+
+    def claim_job(self, job_id: int, *, now: datetime) -> bool:
+        """Queued -> Running; False when the job is no longer queued (stopped meanwhile)."""
+        with self._write() as conn:
+            done = conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id, t.jobs.c.state == JobState.QUEUED.value)
+                .values(state=JobState.RUNNING.value, started_at=now, host=socket.gethostname())
+            )
+            return done.rowcount == 1
+
+    def set_job_process(
+        self, job_id: int, *, pid: int, create_time: float, runspace_id: int | None
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id)
+                .values(pid=pid, create_time=create_time, runspace_id=runspace_id)
+            )
+
+    def job_process(self, job_id: int) -> tuple[int | None, float | None, str | None]:
+        """``(pid, create_time, host)`` of a job's process. Raises NotFound."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.jobs.c.pid, t.jobs.c.create_time, t.jobs.c.host).where(
+                    t.jobs.c.id == job_id
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return row.pid, row.create_time, row.host
+
+    def finish_job(
+        self,
+        job_id: int,
+        *,
+        state: JobState,
+        ended_at: datetime,
+        exit_code: int | None,
+        error: str | None,
+        output_bytes: int | None,
+        stop_reason: str | None = None,
+    ) -> bool:
+        """Record the end of a running (or queued) job; False when it had ended already."""
+        values: dict[str, Any] = {
+            "state": state.value,
+            "ended_at": ended_at,
+            "exit_code": exit_code,
+            "error": error,
+            "output_bytes": output_bytes,
+        }
+        if stop_reason is not None:
+            values["stop_reason"] = stop_reason
+        with self._write() as conn:
+            done = conn.execute(
+                t.jobs.update()
+                .where(
+                    t.jobs.c.id == job_id,
+                    t.jobs.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                )
+                .values(values)
+            )
+            return done.rowcount == 1
+
+    def set_progress(self, job_id: int, *, fraction: float | None, message: str | None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id)
+                .values(progress=fraction, progress_message=message)
+            )
+
+    def flag_over_time(self, job_id: int) -> None:
+        with self._write() as conn:
+            conn.execute(t.jobs.update().where(t.jobs.c.id == job_id).values(over_time=True))
+
+    def request_stop(self, job_id: int, *, reason: str, now: datetime) -> Job:
+        """Ask for a job to stop. A queued job is stopped here and now; a running one is
+        flagged for its engine. Returns the job as it is after. Raises NotFound, or
+        Conflict when the job has ended already."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(t.jobs.c.state).where(t.jobs.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            state = JobState(row.state)
+            if state.finished:
+                raise Conflict(f"job {job_id} has ended already ({state.value})")
+            if state is JobState.QUEUED:
+                conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.id == job_id)
+                    .values(
+                        state=JobState.STOPPED.value,
+                        ended_at=now,
+                        stop_reason=reason,
+                        stop_requested=True,
+                    )
+                )
+            else:
+                conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.id == job_id)
+                    .values(stop_requested=True, stop_reason=reason)
+                )
+        return self.get_job(job_id)
+
+    def stop_requests(self) -> list[tuple[int, str | None]]:
+        """``(job id, reason)`` of running jobs someone asked to stop."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.jobs.c.id, t.jobs.c.stop_reason).where(
+                    t.jobs.c.state == JobState.RUNNING.value, t.jobs.c.stop_requested.is_(True)
+                )
+            ).all()
+        return [(row.id, row.stop_reason) for row in rows]
+
+    def running_jobs(self, *, host: str | None = None) -> list[Job]:
+        query = sa.select(t.jobs).where(t.jobs.c.state == JobState.RUNNING.value)
+        if host is not None:
+            query = query.where(t.jobs.c.host == host)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(t.jobs.c.id)).all()
+        return [_job(row._mapping) for row in rows]
+
+    def active_jobs_by_task(self) -> dict[str, int]:
+        """task id -> how many of its jobs are queued or running."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.jobs.c.task_id, sa.func.count().label("n"))
+                .where(
+                    t.jobs.c.task_id.is_not(None),
+                    t.jobs.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                )
+                .group_by(t.jobs.c.task_id)
+            ).all()
+        return {row.task_id: int(row.n) for row in rows}
+
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState] | None = None,
+        owner: str | None = None,
+        search: str | None = None,
+        task_id: str | None = None,
+        include_removed: bool = False,
+        since: datetime | None = None,
+        limit: int | None = 500,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs newest first. ``search`` is a case-insensitive text in the name or task id."""
+        query = sa.select(t.jobs)
+        if states is not None:
+            query = query.where(t.jobs.c.state.in_([s.value for s in states]))
+        if owner is not None:
+            query = query.where(sa.func.lower(t.jobs.c.owner) == owner.lower())
+        if task_id is not None:
+            query = query.where(t.jobs.c.task_id == task_id)
+        if not include_removed:
+            query = query.where(t.jobs.c.removed_at.is_(None))
+        if since is not None:
+            query = query.where(t.jobs.c.queued_at >= since)
+        if search:
+            pattern = f"%{search.lower()}%"
+            query = query.where(
+                sa.or_(
+                    sa.func.lower(t.jobs.c.name).like(pattern),
+                    sa.func.lower(sa.func.coalesce(t.jobs.c.task_id, "")).like(pattern),
+                )
+            )
+        query = query.order_by(t.jobs.c.id.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [_job(row._mapping) for row in rows]
+
+    def remove_job(self, job_id: int, *, now: datetime) -> None:
+        """Hide a finished job from the jobs list (its task's history keeps it).
+        Raises NotFound, or Conflict when it has not ended."""
+        with self._write() as conn:
+            row = conn.execute(
+                sa.select(t.jobs.c.state, t.jobs.c.removed_at).where(t.jobs.c.id == job_id)
+            ).first()
+            if row is None or row.removed_at is not None:
+                raise NotFound(f"no job {job_id}")
+            if not JobState(row.state).finished:
+                raise Conflict(f"job {job_id} is {row.state}: stop it before removing it")
+            conn.execute(t.jobs.update().where(t.jobs.c.id == job_id).values(removed_at=now))
+
+    def delete_jobs_ended_before(self, cutoff: datetime) -> list[int]:
+        """Delete finished jobs that ended before ``cutoff``; returns their ids."""
+        with self._write() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(t.jobs.c.id).where(
+                        t.jobs.c.ended_at < cutoff,
+                        t.jobs.c.state.not_in([JobState.QUEUED.value, JobState.RUNNING.value]),
+                    )
+                ).scalars()
+            )
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                conn.execute(t.jobs.delete().where(t.jobs.c.id.in_(chunk)))
+            conn.execute(t.skipped_runs.delete().where(t.skipped_runs.c.recorded_at < cutoff))
+            conn.execute(t.notifications.delete().where(t.notifications.c.time < cutoff))
+        return ids
+
+    def job_ids(self) -> set[int]:
+        with self._read() as conn:
+            return set(conn.execute(sa.select(t.jobs.c.id)).scalars())
+
+    # -- skipped slots and failure counters ------------------------------------------------
+
+    def record_skip(self, task_id: str, slot: datetime, *, reason: str, now: datetime) -> bool:
+        """Record that a slot was not run and why; False when it was recorded already."""
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    t.skipped_runs.insert().values(
+                        task_id=task_id, scheduled_for=slot, recorded_at=now, reason=reason
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def skipped_runs(self, task_id: str, *, limit: int = 20) -> list[tuple[datetime, str]]:
+        """``(slot, reason)`` of the task's skipped slots, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.skipped_runs.c.scheduled_for, t.skipped_runs.c.reason)
+                .where(t.skipped_runs.c.task_id == task_id)
+                .order_by(t.skipped_runs.c.scheduled_for.desc())
+                .limit(limit)
+            ).all()
+        return [(row.scheduled_for, row.reason) for row in rows]
+
+    def record_outcome(self, task_id: str, *, failed: bool, now: datetime) -> int:
+        """Count a finished run of a task; returns its consecutive failures so far (0 after
+        a success)."""
+        with self._write() as conn:
+            current = conn.execute(
+                sa.select(t.task_runtime.c.consecutive_failures).where(
+                    t.task_runtime.c.task_id == task_id
+                )
+            ).scalar()
+            count = (int(current or 0) + 1) if failed else 0
+            if current is None:
+                conn.execute(
+                    t.task_runtime.insert().values(
+                        task_id=task_id, consecutive_failures=count, last_outcome_at=now
+                    )
+                )
+            else:
+                conn.execute(
+                    t.task_runtime.update()
+                    .where(t.task_runtime.c.task_id == task_id)
+                    .values(consecutive_failures=count, last_outcome_at=now)
+                )
+        return count
+
+    def reset_failures(self, task_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                t.task_runtime.update()
+                .where(t.task_runtime.c.task_id == task_id)
+                .values(consecutive_failures=0)
+            )
+
+    def consecutive_failures(self, task_id: str) -> int:
+        with self._read() as conn:
+            value = conn.execute(
+                sa.select(t.task_runtime.c.consecutive_failures).where(
+                    t.task_runtime.c.task_id == task_id
+                )
+            ).scalar()
+        return int(value or 0)
+
+    # -- the engine lease ------------------------------------------------------------------
+
+    def lease(self) -> Lease | None:
+        """The engine lease as it stands (possibly expired), or None when none was taken."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.engine_lease).where(t.engine_lease.c.name == _LEASE)
+            ).first()
+        return Lease(**{k: v for k, v in row._mapping.items() if k != "name"}) if row else None
+
+    def acquire_lease(self, holder: str, *, pid: int, now: datetime, ttl: float) -> Lease | None:
+        """Take the engine lease when it is free, expired or ours already. Returns the lease
+        as it was before (its ``checkpoint`` says up to when slots were handled), or None
+        when another live holder has it."""
+        expires = now + timedelta(seconds=ttl)
+        host = socket.gethostname()
+        with self._write() as conn:
+            row = conn.execute(
+                sa.select(t.engine_lease).where(t.engine_lease.c.name == _LEASE)
+            ).first()
+            if row is None:
+                conn.execute(
+                    t.engine_lease.insert().values(
+                        name=_LEASE,
+                        holder=holder,
+                        host=host,
+                        pid=pid,
+                        acquired_at=now,
+                        heartbeat_at=now,
+                        expires_at=expires,
+                        checkpoint=None,
+                    )
+                )
+                return Lease(
+                    holder="",
+                    host="",
+                    pid=0,
+                    acquired_at=now,
+                    heartbeat_at=now,
+                    expires_at=now,
+                    checkpoint=None,
+                )
+            before = Lease(**{k: v for k, v in row._mapping.items() if k != "name"})
+            if row.holder != holder and row.expires_at > now:
+                return None
+            conn.execute(
+                t.engine_lease.update()
+                .where(t.engine_lease.c.name == _LEASE)
+                .values(
+                    holder=holder,
+                    host=host,
+                    pid=pid,
+                    acquired_at=now if row.holder != holder else row.acquired_at,
+                    heartbeat_at=now,
+                    expires_at=expires,
+                )
+            )
+            return before
+
+    def renew_lease(
+        self, holder: str, *, now: datetime, ttl: float, checkpoint: datetime | None = None
+    ) -> bool:
+        """Extend our lease (and record the checkpoint); False when it is no longer ours."""
+        values: dict[str, Any] = {
+            "heartbeat_at": now,
+            "expires_at": now + timedelta(seconds=ttl),
+        }
+        if checkpoint is not None:
+            values["checkpoint"] = checkpoint
+        with self._write() as conn:
+            done = conn.execute(
+                t.engine_lease.update()
+                .where(t.engine_lease.c.name == _LEASE, t.engine_lease.c.holder == holder)
+                .values(values)
+            )
+            return done.rowcount == 1
+
+    def release_lease(self, holder: str, *, now: datetime, checkpoint: datetime | None) -> None:
+        """Give the lease up at once (a graceful stop): a standby takes over without waiting
+        for it to expire."""
+        with self._write() as conn:
+            conn.execute(
+                t.engine_lease.update()
+                .where(t.engine_lease.c.name == _LEASE, t.engine_lease.c.holder == holder)
+                .values(expires_at=now, heartbeat_at=now, checkpoint=checkpoint)
+            )
+
+    # -- notifications ---------------------------------------------------------------------
+
+    def add_notification(
+        self,
+        *,
+        time: datetime,
+        kind: str,
+        message: str,
+        task_id: str | None = None,
+        job_id: int | None = None,
+    ) -> int:
+        with self._write() as conn:
+            result = conn.execute(
+                t.notifications.insert().values(
+                    time=time, kind=kind, message=message, task_id=task_id, job_id=job_id
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def set_notification_delivery(self, notification_id: int, delivery: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                t.notifications.update()
+                .where(t.notifications.c.id == notification_id)
+                .values(delivery=delivery)
+            )
+
+    def notifications(self, *, after_id: int = 0, limit: int = 100) -> list[Notification]:
+        """Notifications newer than ``after_id``, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.notifications)
+                .where(t.notifications.c.id > after_id)
+                .order_by(t.notifications.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [Notification(**row._mapping) for row in rows]
+
+    # -- runspaces -------------------------------------------------------------------------
+
+    def open_runspace(
+        self,
+        *,
+        kind: RunspaceKind,
+        owner: str,
+        now: datetime,
+        pid: int | None = None,
+        create_time: float | None = None,
+        app: str | None = None,
+        task_id: str | None = None,
+        job_id: int | None = None,
+        purpose: str | None = None,
+        state: RunspaceState = RunspaceState.OPENED,
+        availability: Availability = Availability.AVAILABLE,
+        host: str | None = None,
+    ) -> int:
+        """Add a runspace and return its id; the same process twice returns the first id."""
+        host = host or socket.gethostname()
+        with self._write() as conn:
+            if pid is not None and create_time is not None:
+                found = conn.execute(
+                    sa.select(t.runspaces.c.id).where(
+                        t.runspaces.c.host == host,
+                        t.runspaces.c.pid == pid,
+                        t.runspaces.c.create_time == create_time,
+                    )
+                ).scalar()
+                if found is not None:
+                    return int(found)
+            result = conn.execute(
+                t.runspaces.insert().values(
+                    kind=kind.value,
+                    pid=pid,
+                    create_time=create_time,
+                    host=host,
+                    owner=owner,
+                    app=app,
+                    task_id=task_id,
+                    job_id=job_id,
+                    purpose=purpose,
+                    state=state.value,
+                    availability=availability.value,
+                    opened_at=now,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def set_runspace_process(self, runspace_id: int, *, pid: int, create_time: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                t.runspaces.update()
+                .where(t.runspaces.c.id == runspace_id)
+                .values(pid=pid, create_time=create_time, state=RunspaceState.OPENED.value)
+            )
+
+    def close_runspace(
+        self,
+        runspace_id: int,
+        *,
+        state: RunspaceState,
+        now: datetime,
+        exit_code: int | None = None,
+    ) -> bool:
+        """Record the end of a live runspace; False when it had ended already."""
+        with self._write() as conn:
+            done = conn.execute(
+                t.runspaces.update()
+                .where(
+                    t.runspaces.c.id == runspace_id,
+                    t.runspaces.c.state.in_([s.value for s in RunspaceState if s.live]),
+                )
+                .values(
+                    state=state.value,
+                    availability=Availability.NONE.value,
+                    closed_at=now,
+                    exit_code=exit_code,
+                )
+            )
+            return done.rowcount == 1
+
+    def record_samples(self, samples: Iterable[RunspaceSample], *, now: datetime) -> None:
+        """Store one sample per runspace: its current numbers and a point of its history."""
+        samples = list(samples)
+        if not samples:
+            return
+        with self._write() as conn:
+            for sample in samples:
+                values: dict[str, Any] = {
+                    "thread_count": sample.thread_count,
+                    "memory_mb": sample.memory_mb,
+                    "handle_count": sample.handle_count,
+                    "sampled_at": now,
+                }
+                if sample.availability is not None:
+                    values["availability"] = sample.availability.value
+                conn.execute(
+                    t.runspaces.update()
+                    .where(t.runspaces.c.id == sample.runspace_id)
+                    .values(values)
+                )
+            conn.execute(
+                t.runspace_samples.insert(),
+                [
+                    {
+                        "runspace_id": s.runspace_id,
+                        "time": now,
+                        "memory_mb": s.memory_mb,
+                        "thread_count": s.thread_count,
+                    }
+                    for s in samples
+                ],
+            )
+
+    def runspace_samples(
+        self, runspace_id: int, *, since: datetime | None = None
+    ) -> list[tuple[datetime, float | None, int | None]]:
+        """``(time, memory MB, threads)`` of a runspace, oldest first."""
+        query = sa.select(
+            t.runspace_samples.c.time,
+            t.runspace_samples.c.memory_mb,
+            t.runspace_samples.c.thread_count,
+        ).where(t.runspace_samples.c.runspace_id == runspace_id)
+        if since is not None:
+            query = query.where(t.runspace_samples.c.time >= since)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(t.runspace_samples.c.time)).all()
+        return [(row.time, row.memory_mb, row.thread_count) for row in rows]
+
+    def runspace_rows(
+        self,
+        *,
+        live_only: bool = False,
+        host: str | None = None,
+        closed_since: datetime | None = None,
+    ) -> list[RunspaceRow]:
+        """Runspaces, by id. ``closed_since`` keeps closed ones that ended after it."""
+        query = sa.select(t.runspaces)
+        live = [s.value for s in RunspaceState if s.live]
+        if live_only:
+            query = query.where(t.runspaces.c.state.in_(live))
+        elif closed_since is not None:
+            query = query.where(
+                sa.or_(t.runspaces.c.state.in_(live), t.runspaces.c.closed_at >= closed_since)
+            )
+        if host is not None:
+            query = query.where(t.runspaces.c.host == host)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(t.runspaces.c.id)).all()
+        return [RunspaceRow(**row._mapping) for row in rows]
+
+    def runspace_row(self, runspace_id: int) -> RunspaceRow:
+        """Raises NotFound."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.runspaces).where(t.runspaces.c.id == runspace_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"no runspace {runspace_id}")
+        return RunspaceRow(**row._mapping)
+
+    def prune_runspaces(self, *, samples_before: datetime, closed_before: datetime) -> None:
+        """Drop samples older than ``samples_before`` and runspaces closed before
+        ``closed_before`` (with their samples)."""
+        with self._write() as conn:
+            conn.execute(
+                t.runspace_samples.delete().where(t.runspace_samples.c.time < samples_before)
+            )
+            old = sa.select(t.runspaces.c.id).where(t.runspaces.c.closed_at < closed_before)
+            conn.execute(
+                t.runspace_samples.delete().where(t.runspace_samples.c.runspace_id.in_(old))
+            )
+            conn.execute(t.runspaces.delete().where(t.runspaces.c.closed_at < closed_before))
+
+
+def _bump_revision(conn: Connection) -> None:
+    """Count a change of the task definitions (the engine reloads tasks when it moves)."""
+    done = conn.execute(
+        t.meta.update()
+        .where(t.meta.c.key == "tasks_revision")
+        .values(value=sa.cast(sa.cast(t.meta.c.value, sa.Integer) + 1, sa.Text))
+    )
+    if done.rowcount == 0:
+        conn.execute(t.meta.insert().values(key="tasks_revision", value="1"))
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """ALTER TABLE ... ADD COLUMN for every column a table of an older store lacks (new
+    columns are nullable or have a server default, so this is always possible)."""
+    inspector = sa.inspect(conn)
+    for table in t.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
 
 def _job(row: Any) -> Job:
+    command = row["command"] or {}
     return Job(
         id=row["id"],
         name=row["name"],
@@ -385,4 +1096,14 @@ def _job(row: Any) -> Job:
         progress=row["progress"],
         progress_message=row["progress_message"],
         output_bytes=row["output_bytes"],
+        script=command.get("script"),
+        command=tuple(command.get("argv") or ()),
+        parameters=dict(command.get("params") or {}),
+        environment=dict(command.get("env") or {}),
+        max_runtime=command.get("maxRuntime"),
+        over_time=bool(row["over_time"]),
+        stop_reason=row["stop_reason"],
+        pid=row["pid"],
+        runspace_id=row["runspace_id"],
+        removed=row["removed_at"] is not None,
     )
