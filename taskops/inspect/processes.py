@@ -1,0 +1,137 @@
+"""OS processes as taskops sees them.
+
+A process is identified by ``(pid, create_time)``: a pid alone is reused by the system, and
+psutil's read methods do not notice. Every job's processes carry the environment tag
+``TASKOPS_JOB_ID``, so the ones that left the job's process group are still found.
+
+The stop ladder: SIGTERM to the process group (and to tagged processes outside it), wait up
+to a grace period, SIGKILL to whatever is left, wait until it is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+import psutil
+
+__all__ = [
+    "JOB_TAG",
+    "RUNSPACE_TAG",
+    "TASK_TAG",
+    "create_time_of",
+    "group_members",
+    "is_same_process",
+    "stop_ladder",
+    "tagged_processes",
+]
+
+JOB_TAG = "TASKOPS_JOB_ID"
+TASK_TAG = "TASKOPS_TASK_ID"
+RUNSPACE_TAG = "TASKOPS_RUNSPACE_ID"
+
+# create_time comes from boot time + start ticks; two readings of one process agree far
+# better than this, two processes sharing a pid are seconds apart at least
+_SAME_START = 0.05
+
+
+def create_time_of(pid: int) -> float | None:
+    """The start time of process ``pid``, or None when there is none (or a zombie)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def is_same_process(pid: int | None, create_time: float | None) -> bool:
+    """True when ``pid`` is alive and is the process that started at ``create_time``."""
+    if pid is None or create_time is None:
+        return False
+    found = create_time_of(pid)
+    return found is not None and abs(found - create_time) < _SAME_START
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """Live (not zombie) processes of process group ``pgid``."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and _alive(process):
+                members.append(process)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+def tagged_processes(job_id: int) -> list[psutil.Process]:
+    """Live processes whose environment says they belong to job ``job_id`` (those of other
+    users cannot be read and are not listed)."""
+    wanted = str(job_id)
+    found = []
+    me = os.getpid()
+    for process in psutil.process_iter():
+        if process.pid == me:
+            continue
+        try:
+            if process.environ().get(JOB_TAG) == wanted and _alive(process):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    return found
+
+
+def _targets(pgid: int, job_id: int | None) -> list[psutil.Process]:
+    targets = {p.pid: p for p in group_members(pgid)}
+    if job_id is not None:
+        targets.update((p.pid, p) for p in tagged_processes(job_id))
+    return list(targets.values())
+
+
+def _signal_all(pgid: int, processes: list[psutil.Process], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+    for process in processes:
+        try:
+            process.send_signal(sig)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+
+
+def _wait_gone(processes: list[psutil.Process], deadline: float) -> list[psutil.Process]:
+    left = processes
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = [p for p in left if _alive(p)]
+    return [p for p in left if _alive(p)]
+
+
+def stop_ladder(pgid: int, *, grace: float, job_id: int | None = None) -> str:
+    """Stop process group ``pgid`` (and the processes tagged with ``job_id``): SIGTERM,
+    up to ``grace`` seconds, SIGKILL, then wait until they are gone (zombies of our own
+    children are left for their parent to reap). Returns ``"gone"`` when nothing was
+    running, ``"term"`` when SIGTERM sufficed, ``"kill"`` when SIGKILL was needed.
+    Blocks up to ``grace`` plus a few seconds: call it off any event loop."""
+    targets = _targets(pgid, job_id)
+    if not targets:
+        return "gone"
+    _signal_all(pgid, targets, signal.SIGTERM)
+    left = _wait_gone(targets, time.monotonic() + grace)
+    # late children forked while we waited belong to the group or carry the tag
+    left = list({p.pid: p for p in [*left, *_targets(pgid, job_id)]}.values())
+    if not left:
+        return "term"
+    _signal_all(pgid, left, signal.SIGKILL)
+    _wait_gone(left, time.monotonic() + 5.0)
+    return "kill"
