@@ -20,6 +20,7 @@ import psutil
 __all__ = [
     "JOB_TAG",
     "RUNSPACE_TAG",
+    "STOP_GRACE_SECONDS",
     "TASK_TAG",
     "create_time_of",
     "group_members",
@@ -27,6 +28,9 @@ __all__ = [
     "stop_ladder",
     "tagged_processes",
 ]
+
+STOP_GRACE_SECONDS = 5.0
+"""How long a stopped or timed-out job has between SIGTERM and SIGKILL."""
 
 JOB_TAG = "TASKOPS_JOB_ID"
 TASK_TAG = "TASKOPS_TASK_ID"
