@@ -1,7 +1,8 @@
 """Settings: packaged defaults (``taskops/config/default/app.json``) plus the site's
 overrides (``<data>/config/app.json``), validated.
 
-Only the seven keys of the seed exist. ``Settings.update`` refuses unknown keys and wrong
+The seven keys of the seed exist, plus ``notificationWebhook`` (where notifications are
+POSTed as JSON; empty: nowhere). ``Settings.update`` refuses unknown keys and wrong
 types with a message and then writes nothing; the overrides file is replaced atomically, so
 another process never reads half of it.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from taskops.errors import InvalidInput, Problem
 
@@ -33,6 +35,7 @@ class SettingSpec:
     unit: str = ""
     low: float | None = None
     high: float | None = None
+    url: bool = False
 
     def check(self, value: Any) -> Any:
         """The value, normalized; raises InvalidInput naming the key."""
@@ -42,6 +45,15 @@ class SettingSpec:
                 f"{self.key}: {message}", problems=[Problem(field=self.key, message=message)]
             )
 
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise bad(f"must be a string, not {type(value).__name__} {value!r}")
+            value = value.strip()
+            if self.url and value:
+                parts = urlsplit(value)
+                if parts.scheme not in ("http", "https") or not parts.netloc:
+                    raise bad(f"must be an http:// or https:// URL (or empty), not {value!r}")
+            return value
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise bad(f"must be true or false, not {value!r}")
@@ -84,6 +96,12 @@ SETTINGS: dict[str, SettingSpec] = {
             key="enableNotifications",
             kind=bool,
             meaning="Show failures, timeouts and auto-disabled tasks as they happen.",
+        ),
+        SettingSpec(
+            key="notificationWebhook",
+            kind=str,
+            url=True,
+            meaning="An http(s) URL that receives each notification as a JSON POST; empty: none.",
         ),
         SettingSpec(
             key="defaultTaskTimeout",

@@ -186,6 +186,10 @@ class Catalog:
                 sig.append((app, None))
         return tuple(sig)
 
+    def signature(self) -> tuple[Any, ...]:
+        """Size, modification time and inode of every tasks file: changes when any does."""
+        return self._signature_of(self.site.apps())
+
     def snapshot(self) -> CatalogSnapshot:
         apps = self.site.apps()
         signature = self._signature_of(apps)

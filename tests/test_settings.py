@@ -20,13 +20,15 @@ SEED_DEFAULTS = {
     "runspaceMemoryWarning": 100,
     "runspaceAgeWarning": 86400,
 }
+# Added by taskops: where notifications are POSTed (empty: nowhere).
+DEFAULTS = {**SEED_DEFAULTS, "notificationWebhook": ""}
 
 
 def test_packaged_defaults_are_the_seeds(ops: taskops.TaskOps) -> None:
-    assert ops.settings.get() == SEED_DEFAULTS
-    assert set(SETTINGS) == set(SEED_DEFAULTS)
+    assert ops.settings.get() == DEFAULTS
+    assert set(SETTINGS) == set(DEFAULTS)
     described = ops.settings.describe()
-    assert [d["key"] for d in described] == list(SEED_DEFAULTS)
+    assert {d["key"] for d in described} == set(DEFAULTS)
     assert all(d["meaning"] for d in described)
 
 
@@ -82,11 +84,21 @@ def test_broken_overrides_file_falls_back_to_defaults_and_says_so(
     path = site_dir / "data" / "config" / "app.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("{not json")
-    assert ops.settings.get() == SEED_DEFAULTS
+    assert ops.settings.get() == DEFAULTS
     (error,) = ops.site_errors()
     assert "app.json" in error.file and "defaults apply" in error.message
     path.write_text(json.dumps({"maxConcurrentTasks": "many"}))
-    assert ops.settings.get() == SEED_DEFAULTS
+    assert ops.settings.get() == DEFAULTS
     assert "maxConcurrentTasks" in ops.site_errors()[0].message
     ops.settings.update({"maxConcurrentTasks": 3})
     assert ops.site_errors() == []
+
+
+def test_webhook_must_be_an_http_url(ops: taskops.TaskOps) -> None:
+    with pytest.raises(InvalidInput, match="notificationWebhook"):
+        ops.settings.update({"notificationWebhook": "ftp://example.org/x"})
+    with pytest.raises(InvalidInput, match="must be a string"):
+        ops.settings.update({"notificationWebhook": 5})
+    assert ops.settings.get()["notificationWebhook"] == ""
+    saved = ops.settings.update({"notificationWebhook": " http://127.0.0.1:9/hook "})
+    assert saved["notificationWebhook"] == "http://127.0.0.1:9/hook"

@@ -4,8 +4,10 @@ The only place with business rules. The UI, the REST handlers and the CLI call t
 nothing below it.
 """
 
+from taskops.service.engine import EngineService
+from taskops.service.jobs import JobService
 from taskops.service.ops import TaskOps, open_site
 from taskops.service.settings import SettingsService
 from taskops.service.tasks import TaskService
 
-__all__ = ["SettingsService", "TaskOps", "TaskService", "open_site"]
+__all__ = ["EngineService", "JobService", "SettingsService", "TaskOps", "TaskService", "open_site"]

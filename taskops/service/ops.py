@@ -19,6 +19,8 @@ from taskops.errors import InvalidInput, Problem, TaskopsError
 from taskops.model import (
     SiteError,
 )
+from taskops.service.engine import EngineService
+from taskops.service.jobs import JobService
 from taskops.service.settings import SettingsService
 from taskops.service.tasks import TaskService
 from taskops.settings import Settings
@@ -31,7 +33,8 @@ __all__ = ["TaskOps", "open_site"]
 class TaskOps:
     """Operations on one site. Open with ``taskops.open_site(path)``.
 
-    ``ops.tasks`` and ``ops.settings`` hold the operations; ``ops.site_errors()`` lists
+    ``ops.tasks``, ``ops.jobs``, ``ops.runspaces``, ``ops.settings`` and ``ops.engine``
+    hold the operations; ``ops.site_errors()`` lists
     what is wrong in the site's files. Changes are made as ``ops.user`` and audited.
     """
 
@@ -52,6 +55,8 @@ class TaskOps:
         self.audit_log = AuditLog(site.audit_log)
         self.tasks = TaskService(self)
         self.settings = SettingsService(self)
+        self.jobs = JobService(self)
+        self.engine = EngineService(self)
 
     def __repr__(self) -> str:
         return f"TaskOps({str(self.site.root)!r}, user={self.user!r})"
@@ -63,6 +68,9 @@ class TaskOps:
         self.close()
 
     def close(self) -> None:
+        """Stop the engine of this process, if one was started (its jobs are stopped), and
+        close the store."""
+        self.engine.stop()
         self.store.close()
 
     def as_user(self, user: str) -> TaskOps:
@@ -72,6 +80,7 @@ class TaskOps:
         other.user = user
         other.tasks = TaskService(other)
         other.settings = SettingsService(other)
+        other.jobs = JobService(other)
         return other
 
     def apps(self) -> list[str]:

@@ -16,13 +16,18 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from taskops.cron import Schedule
+from taskops.cron import Schedule, load_timezone
+from taskops.engine.engine import TaskDefinition
+from taskops.engine.executor import job_name
 from taskops.errors import Conflict, InvalidInput, NotFound, Problem, TaskopsError
 from taskops.model import (
     GLOBAL_APP,
     MASK,
     BulkResult,
     Job,
+    JobOwner,
+    JobState,
+    MisfirePolicy,
     SiteError,
     Task,
     TaskStatus,
@@ -275,6 +280,88 @@ class TaskService:
             "message": message,
         }
 
+    def command(self, task_id: str) -> dict[str, Any]:
+        """What a job of the task runs (stored with the job): the script resolved inside the
+        site, how it runs (``python`` through the runner, else ``exec``), its folder,
+        parameters, environment and termination rules. Raises NotFound, InvalidInput."""
+        entry = self._entry(self._view(), task_id)
+        return self._command(entry)
+
+    def _command(self, entry: _Entry) -> dict[str, Any]:
+        site = self._ops.site
+        script = site.resolve_script(entry.app, entry.spec["scriptPath"])
+        python = script.suffix == ".py"
+        termination = entry.spec["termination"]
+        return {
+            "kind": "python" if python else "exec",
+            "script": str(script),
+            "argv": [] if python else [str(script)],
+            "cwd": str(site.app_dir(entry.app)),
+            "params": dict(entry.spec["parameters"]),
+            "env": dict(entry.spec["environment"]),
+            "maxRuntime": termination["maxRuntime"],
+            "killOnTimeout": termination["killOnTimeout"],
+            "task": entry.id,
+            "app": entry.app,
+        }
+
+    def run(self, task_id: str) -> Job:
+        """Run the task now (also when it is disabled): a job owned by ``Manual`` is queued
+        in the store and the engine starts it within half a second. Raises NotFound, or
+        Conflict when as many runs as ``maxInstances`` allows are queued or running."""
+        with self._ops._audited("task.run", str(task_id)) as extra:
+            view = self._view()
+            entry = self._entry(view, task_id)
+            busy = self._ops.store.active_jobs_by_task().get(entry.id, 0)
+            limit = entry.spec["maxInstances"]
+            if busy >= limit:
+                raise Conflict(
+                    f"{task_id} is running already ({busy} of maxInstances {limit} queued or "
+                    "running); stop that run first or raise maxInstances"
+                )
+            now = self._ops.clock.now()
+            timezone = entry.spec["timezone"] or view.snapshot.timezone
+            job_id = self._ops.store.insert_job(
+                name=job_name("Task", entry.spec["name"], now, load_timezone(timezone)),
+                owner=JobOwner.MANUAL.value,
+                state=JobState.QUEUED,
+                queued_at=now,
+                task_id=entry.id,
+                app=entry.app,
+                command=self._command(entry),
+            )
+            extra["jobId"] = job_id
+        self._ops.engine.wake()
+        return self._ops.store.get_job(job_id)
+
+    def definitions(self) -> builtins.list[TaskDefinition]:
+        """Every task as the engine runs it. A task whose script path no longer resolves
+        inside the site is left out (the site errors say why)."""
+        view = self._view()
+        out = []
+        for entry in view.entries.values():
+            spec = entry.spec
+            try:
+                command = self._command(entry)
+            except InvalidInput:
+                continue
+            termination = spec["termination"]
+            timezone = spec["timezone"] or view.snapshot.timezone
+            out.append(
+                TaskDefinition(
+                    id=entry.id,
+                    app=entry.app,
+                    name=spec["name"],
+                    enabled=spec["enabled"],
+                    schedule=_schedule(spec["schedule"], timezone),
+                    misfire=MisfirePolicy(spec["misfire"]),
+                    max_instances=spec["maxInstances"],
+                    max_failures=termination["maxFailures"],
+                    command=command,
+                )
+            )
+        return out
+
     # -- changing ----------------------------------------------------------------------------
 
     def create(self, spec: Mapping[str, Any]) -> Task:
@@ -310,8 +397,16 @@ class TaskService:
         """Raises NotFound."""
         return self._update(task_id, {"enabled": False}, action="task.disable")
 
-    def _update(self, task_id: str, changes: Mapping[str, Any], *, action: str) -> Task:
-        details = {"changes": dict(changes)} if isinstance(changes, Mapping) else {}
+    def _update(
+        self,
+        task_id: str,
+        changes: Mapping[str, Any],
+        *,
+        action: str,
+        note: Mapping[str, Any] | None = None,
+    ) -> Task:
+        details: dict[str, Any] = {"changes": dict(changes)} if isinstance(changes, Mapping) else {}
+        details.update(note or {})
         with self._ops._audited(action, str(task_id), details):
             view = self._view()
             entry = self._entry(view, task_id)

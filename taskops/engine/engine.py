@@ -1,0 +1,792 @@
+"""``Engine``: schedules a site's tasks and runs its jobs as process groups.
+
+One thread runs the loop; it never sleeps longer than ``poll_interval`` (a fraction of a
+second) so that queued jobs and stop requests written by other processes are seen at once,
+and wall-clock jumps are noticed. Child exits wake it through pidfds. The stop ladder of a
+job (SIGTERM, grace, SIGKILL) runs in a short-lived thread of its own, so a stubborn job
+never holds the loop up.
+
+Only the holder of the store's lease schedules and starts jobs; another engine on the same
+store waits as standby and takes over when the lease expires. A slot ``(task, time)`` is
+unique in the store, so no slot runs twice whatever crashes. A crashed engine leaves its
+jobs running; the next one adopts those whose process is still the same (pid, start time
+and environment tag) and records the end of the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from taskops.clock import Clock, SystemClock
+from taskops.cron import Schedule
+from taskops.engine.executor import (
+    JobFiles,
+    environment_for,
+    error_from_output,
+    job_name,
+    read_progress,
+    read_result,
+    spawn,
+)
+from taskops.engine.notify import Notifier
+from taskops.engine.scheduler import ScheduledTask, Scheduler
+from taskops.errors import Conflict
+from taskops.inspect.processes import (
+    JOB_TAG,
+    STOP_GRACE_SECONDS,
+    create_time_of,
+    is_same_process,
+    stop_ladder,
+)
+from taskops.model import (
+    Availability,
+    JobOwner,
+    JobState,
+    MisfirePolicy,
+    RunspaceKind,
+    RunspaceState,
+)
+from taskops.store import Store
+
+__all__ = ["Engine", "TaskDefinition", "TaskSource"]
+
+_log = logging.getLogger("taskops.engine")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskDefinition:
+    """A task as the engine runs it. ``command`` is what a job of it stores and runs (see
+    ``executor``): kind, script or argv, cwd, params, env, maxRuntime, killOnTimeout."""
+
+    id: str
+    app: str
+    name: str
+    enabled: bool
+    schedule: Schedule
+    misfire: MisfirePolicy
+    max_instances: int
+    max_failures: int
+    command: Mapping[str, Any]
+
+
+class TaskSource(Protocol):
+    """Where the engine gets its tasks (the service implements it; the engine sits below
+    the service and never imports it)."""
+
+    def revision(self) -> Hashable:
+        """Changes whenever any task definition may have changed; cheap to call."""
+        ...
+
+    def definitions(self) -> list[TaskDefinition]:
+        """Every task of the site, enabled or not."""
+        ...
+
+    def disable(self, task_id: str, reason: str) -> None:
+        """Disable a task on the engine's behalf (audited)."""
+        ...
+
+
+@dataclass
+class _Running:
+    """A job whose process this engine watches."""
+
+    job_id: int
+    name: str
+    task_id: str | None
+    owner: str
+    pid: int
+    create_time: float
+    files: JobFiles
+    started_at: datetime
+    max_runtime: float | None
+    kill_on_timeout: bool
+    runspace_id: int | None
+    popen: subprocess.Popen[bytes] | None = None
+    pidfd: int | None = None
+    exited: bool = False
+    exit_code: int | None = None
+    stopping: str | None = None  # "stop", "timeout", "shutdown", "orphans"
+    stop_reason: str | None = None
+    ladder: threading.Thread | None = None
+    ladder_done: threading.Event = field(default_factory=threading.Event)
+    over_time: bool = False
+    progress_mtime: int = 0
+
+
+class Engine:
+    """The scheduler and executor of one site.
+
+    ``start()`` runs it in a background thread; ``stop()`` ends it gracefully: running jobs
+    are stopped by the ladder (state ``Stopped``, reason shutdown) and the lease is handed
+    back. ``run()`` runs the loop in the calling thread until ``stop()``.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        source: TaskSource,
+        settings: Callable[[], Mapping[str, Any]],
+        site_dir: Path,
+        data_dir: Path,
+        jobs_dir: Path,
+        clock: Clock | None = None,
+        poll_interval: float = 0.2,
+        lease_ttl: float = 10.0,
+        heartbeat: float = 2.0,
+        misfire_grace: float = 30.0,
+        stop_grace: float = STOP_GRACE_SECONDS,
+        reload_interval: float = 1.0,
+        sampler: Any = None,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.settings = settings
+        self.site_dir = site_dir
+        self.data_dir = data_dir
+        self.jobs_dir = jobs_dir
+        self.clock: Clock = clock or SystemClock()
+        self.poll_interval = poll_interval
+        self.lease_ttl = lease_ttl
+        self.heartbeat = heartbeat
+        self.stop_grace = stop_grace
+        self.reload_interval = reload_interval
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.notifier = Notifier(store, settings, clock=self.clock)
+        self.scheduler = Scheduler(misfire_grace=misfire_grace)
+        self._sampler = sampler
+        self._host = socket.gethostname()
+        self._running: dict[int, _Running] = {}
+        self._definitions: dict[str, TaskDefinition] = {}
+        self._revision: Hashable = object()
+        self._active = False
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._runspace_id: int | None = None
+        self._checkpoint: datetime | None = None
+        self._last_beat = 0.0
+        self._last_reload = 0.0
+        self._last_retention = 0.0
+        self._last_standby_try = 0.0
+        self._stop_jobs_on_exit = True
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        """True while this engine holds the lease (schedules and starts jobs)."""
+        return self._active
+
+    def running_job_ids(self) -> list[int]:
+        return sorted(self._running)
+
+    def start(self) -> None:
+        """Run the loop in a background thread (returns at once)."""
+        if self._thread is not None:
+            raise RuntimeError("the engine is started already")
+        self._thread = threading.Thread(target=self.run, name="taskops-engine", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Make the loop look at the store now (a job was queued or a stop asked for)."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    def stop(self, *, stop_jobs: bool = True, timeout: float | None = None) -> None:
+        """End the engine. With ``stop_jobs`` (the default) its running jobs are stopped by
+        the ladder first and recorded as ``Stopped`` (reason: shutdown); without, they are
+        left running for the next engine to adopt. Returns when the loop has ended."""
+        self._stop_jobs_on_exit = stop_jobs
+        self._stopping.set()
+        self.wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def wait_active(self, timeout: float) -> bool:
+        """Wait until this engine holds the lease; False at the deadline."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._active:
+                return True
+            if self._stopped.is_set():
+                return False
+            time.sleep(0.02)
+        return self._active
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """The engine loop, in the calling thread, until ``stop()``."""
+        try:
+            self._open_engine_runspace()
+            if self._sampler is not None:
+                self._sampler.start()
+            while not self._stopping.is_set():
+                try:
+                    self._step()
+                except Exception:  # one bad turn (a locked store, a full disk) is retried
+                    _log.exception("engine step failed; retrying")
+                    self._wait(1.0)
+            self._shutdown()
+        finally:
+            self._stopped.set()
+
+    def _step(self) -> None:
+        mono = time.monotonic()
+        now = self.clock.now()
+        if not self._active:
+            if mono - self._last_standby_try >= min(1.0, self.lease_ttl / 4):
+                self._last_standby_try = mono
+                self._try_acquire(now)
+        elif mono - self._last_beat >= self.heartbeat:
+            self._beat(now)
+        if self._active:
+            if mono - self._last_reload >= self.reload_interval:
+                self._last_reload = mono
+                self._reload(now)
+            self._fire_due(now)
+            self._dispatch(now)
+            self._handle_stop_requests()
+            if mono - self._last_retention >= 3600:
+                self._last_retention = mono
+                self._retention(now)
+            self._checkpoint = now
+        self._watch_running(now)
+        self._wait(self._timeout(now))
+
+    def _timeout(self, now: datetime) -> float:
+        timeout = self.poll_interval
+        if self._active:
+            wake = self.scheduler.next_wakeup()
+            if wake is not None:
+                timeout = min(timeout, max(0.0, (wake - now).total_seconds()))
+        return timeout
+
+    def _wait(self, timeout: float) -> None:
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+            else:
+                running = self._running.get(key.data)
+                if running is not None:
+                    self._on_exit(running)
+        # processes without a pidfd (adopted without one, or an old kernel) are polled
+        for running in list(self._running.values()):
+            if running.pidfd is None and not running.exited:
+                self._poll_exit(running)
+
+    # -- lease -------------------------------------------------------------------------------
+
+    def _try_acquire(self, now: datetime) -> None:
+        before = self.store.acquire_lease(self.holder, pid=os.getpid(), now=now, ttl=self.lease_ttl)
+        if before is None:
+            return
+        self._active = True
+        self._last_beat = time.monotonic()
+        _log.info("engine %s is active (lease taken)", self.holder)
+        self._recover(now)
+        self._definitions = {}
+        self._revision = object()
+        self._last_reload = time.monotonic()
+        self._reload(now, since=before.checkpoint)
+
+    def _beat(self, now: datetime) -> None:
+        self._last_beat = time.monotonic()
+        if not self.store.renew_lease(
+            self.holder, now=now, ttl=self.lease_ttl, checkpoint=self._checkpoint
+        ):
+            _log.warning("engine %s lost its lease; standing by", self.holder)
+            self._active = False
+
+    # -- tasks and slots ---------------------------------------------------------------------
+
+    def _reload(self, now: datetime, since: datetime | None = None) -> None:
+        revision = self.source.revision()
+        if revision == self._revision:
+            return
+        self._revision = revision
+        self._definitions = {d.id: d for d in self.source.definitions()}
+        self.scheduler.set_tasks(
+            (
+                ScheduledTask(id=d.id, schedule=d.schedule, misfire=d.misfire)
+                for d in self._definitions.values()
+                if d.enabled
+            ),
+            now=now,
+            since=since,
+        )
+
+    def _fire_due(self, now: datetime) -> None:
+        fires, missed = self.scheduler.due(now)
+        for miss in missed:
+            _log.info(
+                "task %s missed its slots from %s on (misfire); next run %s",
+                miss.task_id,
+                miss.first.isoformat(),
+                miss.resumes.isoformat() if miss.resumes else "never",
+            )
+        if not fires:
+            return
+        active = self.store.active_jobs_by_task()
+        for fire in fires:
+            definition = self._definitions.get(fire.task_id)
+            if definition is None or not definition.enabled:
+                continue
+            busy = active.get(fire.task_id, 0)
+            if busy >= definition.max_instances:
+                self.store.record_skip(
+                    fire.task_id,
+                    fire.slot,
+                    reason=f"the previous run was still running ({busy} active)",
+                    now=now,
+                )
+                _log.info("task %s slot %s skipped: still running", fire.task_id, fire.slot)
+                continue
+            try:
+                self.store.insert_job(
+                    name=job_name("Task", definition.name, fire.slot, definition.schedule.zone),
+                    owner=JobOwner.TASK_ENGINE.value,
+                    state=JobState.QUEUED,
+                    queued_at=now,
+                    task_id=definition.id,
+                    app=definition.app,
+                    command=dict(definition.command),
+                    scheduled_for=fire.slot,
+                )
+            except Conflict:
+                continue  # another engine ran this slot already
+            active[fire.task_id] = busy + 1
+
+    # -- starting jobs -----------------------------------------------------------------------
+
+    def _dispatch(self, now: datetime) -> None:
+        cap = int(self.settings().get("maxConcurrentTasks", 10))
+        free = cap - len(self._running)
+        if free <= 0:
+            return
+        for job in self.store.queued_jobs(limit=free):
+            self._start_job(job.id, job.name, job.task_id, job.app, job.owner)
+
+    def _start_job(
+        self, job_id: int, name: str, task_id: str | None, app: str | None, owner: str
+    ) -> None:
+        now = self.clock.now()
+        if not self.store.claim_job(job_id, now=now):
+            return
+        command = self.store.job_command(job_id)
+        files = JobFiles(self.jobs_dir / str(job_id))
+        runspace_id = self.store.open_runspace(
+            kind=RunspaceKind.WORKER,
+            owner=owner,
+            now=now,
+            app=app,
+            task_id=task_id,
+            job_id=job_id,
+            purpose=name,
+            state=RunspaceState.OPENING,
+            availability=Availability.BUSY,
+        )
+        env = environment_for(
+            command,
+            job_id=job_id,
+            runspace_id=runspace_id,
+            site_dir=self.site_dir,
+            data_dir=self.data_dir,
+            files=files,
+        )
+        try:
+            popen = spawn(command, env=env, files=files)
+        except (OSError, ValueError) as exc:
+            message = f"could not start: {exc}"
+            files.folder.mkdir(parents=True, exist_ok=True)
+            with files.stderr.open("a", encoding="utf-8") as err:
+                err.write(message + "\n")
+            self.store.finish_job(
+                job_id,
+                state=JobState.FAILED,
+                ended_at=self.clock.now(),
+                exit_code=None,
+                error=message,
+                output_bytes=files.output_bytes(),
+            )
+            self.store.close_runspace(runspace_id, state=RunspaceState.BROKEN, now=now)
+            self._after_end(job_id, task_id, JobState.FAILED, message)
+            return
+        create_time = create_time_of(popen.pid) or time.time()
+        self.store.set_job_process(
+            job_id, pid=popen.pid, create_time=create_time, runspace_id=runspace_id
+        )
+        self.store.set_runspace_process(runspace_id, pid=popen.pid, create_time=create_time)
+        max_runtime = command.get("maxRuntime")
+        if max_runtime is None:
+            max_runtime = self.settings().get("defaultTaskTimeout")
+        running = _Running(
+            job_id=job_id,
+            name=name,
+            task_id=task_id,
+            owner=owner,
+            pid=popen.pid,
+            create_time=create_time,
+            files=files,
+            started_at=now,
+            max_runtime=float(max_runtime) if max_runtime else None,
+            kill_on_timeout=bool(command.get("killOnTimeout", True)),
+            runspace_id=runspace_id,
+            popen=popen,
+        )
+        self._track(running)
+
+    def _track(self, running: _Running) -> None:
+        self._running[running.job_id] = running
+        try:
+            running.pidfd = os.pidfd_open(running.pid)
+            self._selector.register(running.pidfd, selectors.EVENT_READ, running.job_id)
+        except (AttributeError, OSError):
+            running.pidfd = None  # polled instead
+        # an adopted process may have ended between the check and pidfd_open
+        adopted = running.popen is None
+        if (
+            adopted
+            and running.pidfd is not None
+            and not is_same_process(running.pid, running.create_time)
+        ):
+            self._on_exit(running)
+
+    # -- watching running jobs ---------------------------------------------------------------
+
+    def _watch_running(self, now: datetime) -> None:
+        for running in list(self._running.values()):
+            if running.exited:
+                continue
+            reading = read_progress(running.files, running.progress_mtime)
+            if reading is not None:
+                running.progress_mtime = reading.mtime_ns
+                self.store.set_progress(
+                    running.job_id, fraction=reading.fraction, message=reading.message
+                )
+            limit = running.max_runtime
+            if limit is None or running.stopping is not None:
+                continue
+            elapsed = (now - running.started_at).total_seconds()
+            if elapsed <= limit:
+                continue
+            if running.kill_on_timeout:
+                self._begin_ladder(
+                    running, "timeout", f"exceeded its maximum runtime of {limit:g} s"
+                )
+            elif not running.over_time:
+                running.over_time = True
+                self.store.flag_over_time(running.job_id)
+                message = (
+                    f"{running.name} has run longer than its maximum runtime of {limit:g} s "
+                    "and is left running (killOnTimeout is off)"
+                )
+                _log.warning(message)
+                self.notifier.notify(
+                    "timeout", message, task_id=running.task_id, job_id=running.job_id
+                )
+
+    def _handle_stop_requests(self) -> None:
+        for job_id, reason in self.store.stop_requests():
+            running = self._running.get(job_id)
+            if running is not None and running.stopping is None:
+                self._begin_ladder(running, "stop", reason or "stopped")
+
+    def _begin_ladder(self, running: _Running, why: str, reason: str) -> None:
+        running.stopping = why
+        running.stop_reason = reason
+        running.ladder_done.clear()
+
+        def climb() -> None:
+            try:
+                stop_ladder(running.pid, grace=self.stop_grace, job_id=running.job_id)
+            except Exception:
+                _log.exception("stopping job %s failed", running.job_id)
+            finally:
+                running.ladder_done.set()
+                self.wake()
+
+        running.ladder = threading.Thread(
+            target=climb, name=f"taskops-stop-{running.job_id}", daemon=True
+        )
+        running.ladder.start()
+
+    def _poll_exit(self, running: _Running) -> None:
+        if running.popen is not None:
+            if running.popen.poll() is not None:
+                self._on_exit(running)
+            return
+        gone = not is_same_process(running.pid, running.create_time)
+        if gone or (running.stopping is not None and running.ladder_done.is_set()):
+            self._on_exit(running)
+
+    def _on_exit(self, running: _Running) -> None:
+        """The leader ended (or the ladder finished): reap it, make sure nothing of the job
+        survives, then record the end."""
+        if not running.exited:
+            if running.popen is not None:
+                try:
+                    running.exit_code = running.popen.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    return  # not ended after all; the pidfd fires again
+            running.exited = True
+            if running.pidfd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(running.pidfd)
+                os.close(running.pidfd)
+                running.pidfd = None
+            if running.stopping is None and _group_exists(running.pid):
+                # the leader left children behind: a job leaves no orphans
+                self._begin_ladder(running, "orphans", "")
+        if running.stopping is not None and not running.ladder_done.is_set():
+            return  # finished when the ladder is done (it wakes the loop)
+        self._finish(running)
+
+    def _finish(self, running: _Running) -> None:
+        self._running.pop(running.job_id, None)
+        files = running.files
+        code = running.exit_code
+        result = read_result(files)
+        error: str | None = None
+        if result is not None:
+            code = result[0] if code is None or code == result[0] else code
+            error = result[1]
+        stop_reason: str | None = None
+        if running.stopping == "timeout":
+            state = JobState.TERMINATED
+            error = running.stop_reason
+            stop_reason = running.stop_reason
+        elif running.stopping in ("stop", "shutdown"):
+            state = JobState.STOPPED
+            error = None
+            stop_reason = running.stop_reason
+        elif code == 0:
+            state, error = JobState.COMPLETED, None
+        elif code is None and running.popen is None and result is None:
+            state = JobState.COMPLETED
+            error = "ended while adopted after an engine restart; its exit code is unknown"
+        else:
+            state = JobState.FAILED
+            error = error or error_from_output(files, code)
+        now = self.clock.now()
+        recorded = self.store.finish_job(
+            running.job_id,
+            state=state,
+            ended_at=now,
+            exit_code=code,
+            error=error,
+            output_bytes=files.output_bytes(),
+            stop_reason=stop_reason,
+        )
+        if running.runspace_id is not None:
+            closed = (
+                RunspaceState.CLOSED
+                if state in (JobState.COMPLETED, JobState.STOPPED)
+                else RunspaceState.BROKEN
+            )
+            self.store.close_runspace(running.runspace_id, state=closed, now=now, exit_code=code)
+        if recorded:
+            self._after_end(running.job_id, running.task_id, state, error)
+
+    def _after_end(
+        self, job_id: int, task_id: str | None, state: JobState, error: str | None
+    ) -> None:
+        """Failure counting, auto-disable and notifications for a job that just ended."""
+        now = self.clock.now()
+        name = f"job {job_id}" + (f" of {task_id}" if task_id else "")
+        if state is JobState.TERMINATED:
+            self.notifier.notify(
+                "timeout", f"{name} was terminated: {error}", task_id=task_id, job_id=job_id
+            )
+        elif state is JobState.FAILED:
+            self.notifier.notify(
+                "failure", f"{name} failed: {error}", task_id=task_id, job_id=job_id
+            )
+        if task_id is None or state is JobState.STOPPED:
+            return
+        failed = state in (JobState.FAILED, JobState.TERMINATED)
+        count = self.store.record_outcome(task_id, failed=failed, now=now)
+        definition = self._definitions.get(task_id)
+        if definition is None or not failed:
+            return
+        limit = definition.max_failures
+        if limit > 0 and count >= limit and definition.enabled:
+            reason = f"disabled after {count} consecutive failed runs (maxFailures {limit})"
+            try:
+                self.source.disable(task_id, reason)
+            except Exception:
+                _log.exception("could not disable %s", task_id)
+                return
+            self.store.reset_failures(task_id)
+            self.notifier.notify("auto_disable", f"{task_id} {reason}", task_id=task_id)
+            self._revision = object()  # reschedule without it at once
+
+    # -- crash recovery ----------------------------------------------------------------------
+
+    def _recover(self, now: datetime) -> None:
+        """Adopt the jobs a crashed engine left running on this host; record the end of
+        those whose process is gone."""
+        for job in self.store.running_jobs(host=self._host):
+            if job.id in self._running:
+                continue
+            pid, create_time, _ = self.store.job_process(job.id)
+            files = JobFiles(self.jobs_dir / str(job.id))
+            if (
+                pid is not None
+                and create_time is not None
+                and _is_job_process(pid, create_time, job.id)
+            ):
+                command = self.store.job_command(job.id)
+                max_runtime = command.get("maxRuntime") or self.settings().get("defaultTaskTimeout")
+                _log.info("adopting job %s (pid %s)", job.id, pid)
+                self._track(
+                    _Running(
+                        job_id=job.id,
+                        name=job.name,
+                        task_id=job.task_id,
+                        owner=job.owner,
+                        pid=pid,
+                        create_time=create_time,
+                        files=files,
+                        started_at=job.started_at or now,
+                        max_runtime=float(max_runtime) if max_runtime else None,
+                        kill_on_timeout=bool(command.get("killOnTimeout", True)),
+                        runspace_id=job.runspace_id,
+                        over_time=job.over_time,
+                    )
+                )
+                continue
+            result = read_result(files)
+            if result is not None:
+                code, error = result
+                state = JobState.COMPLETED if code == 0 else JobState.FAILED
+            else:
+                code = None
+                state = JobState.FAILED
+                error = (
+                    "the engine stopped while this job ran, and its process was gone when "
+                    "the next engine started; its end was not seen"
+                )
+            self.store.finish_job(
+                job.id,
+                state=state,
+                ended_at=now,
+                exit_code=code,
+                error=error,
+                output_bytes=files.output_bytes(),
+            )
+            if job.runspace_id is not None:
+                self.store.close_runspace(
+                    job.runspace_id,
+                    state=RunspaceState.CLOSED if code == 0 else RunspaceState.BROKEN,
+                    now=now,
+                    exit_code=code,
+                )
+            self._after_end(job.id, job.task_id, state, error)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def _retention(self, now: datetime) -> None:
+        """Delete history rows and output folders older than ``taskHistoryRetention``."""
+        days = int(self.settings().get("taskHistoryRetention", 30))
+        cutoff = now - timedelta(days=days)
+        removed = self.store.delete_jobs_ended_before(cutoff)
+        for job_id in removed:
+            shutil.rmtree(self.jobs_dir / str(job_id), ignore_errors=True)
+        if self.jobs_dir.is_dir():
+            known = self.store.job_ids()
+            for folder in self.jobs_dir.iterdir():
+                if not folder.name.isdigit() or int(folder.name) in known:
+                    continue
+                with contextlib.suppress(OSError):
+                    if folder.stat().st_mtime < cutoff.timestamp():
+                        shutil.rmtree(folder, ignore_errors=True)
+        if removed:
+            _log.info("retention: deleted %d runs older than %d days", len(removed), days)
+
+    def run_retention(self) -> None:
+        """Apply the retention rule now (it also runs hourly by itself)."""
+        self._retention(self.clock.now())
+
+    # -- runspace of the engine and shutdown -------------------------------------------------
+
+    def _open_engine_runspace(self) -> None:
+        me = os.getpid()
+        self._runspace_id = self.store.open_runspace(
+            kind=RunspaceKind.ENGINE,
+            owner=JobOwner.TASK_ENGINE.value,
+            now=self.clock.now(),
+            pid=me,
+            create_time=create_time_of(me),
+            purpose="task engine",
+            availability=Availability.AVAILABLE,
+        )
+
+    def _shutdown(self) -> None:
+        if self._sampler is not None:
+            with contextlib.suppress(Exception):
+                self._sampler.stop()
+        if self._stop_jobs_on_exit:
+            for running in list(self._running.values()):
+                if running.stopping is None and not running.exited:
+                    self._begin_ladder(running, "shutdown", "engine shutdown")
+            deadline = time.monotonic() + self.stop_grace + 10
+            while self._running and time.monotonic() < deadline:
+                self._wait(0.1)
+                for running in list(self._running.values()):
+                    if running.ladder_done.is_set():
+                        self._poll_exit(running)
+        if self._active:
+            self.store.release_lease(self.holder, now=self.clock.now(), checkpoint=self._checkpoint)
+            self._active = False
+        if self._runspace_id is not None:
+            self.store.close_runspace(
+                self._runspace_id, state=RunspaceState.CLOSED, now=self.clock.now(), exit_code=0
+            )
+        self.notifier.close(timeout=5)
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _is_job_process(pid: int, create_time: float, job_id: int) -> bool:
+    if not is_same_process(pid, create_time):
+        return False
+    try:
+        return psutil.Process(pid).environ().get(JOB_TAG) == str(job_id)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        return False
+
+
+def _group_exists(pgid: int) -> bool:
+    """True while any process of the group lives (one signal-0 call, no process scan)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

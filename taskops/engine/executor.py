@@ -1,0 +1,220 @@
+"""Starting a job's process and reading what it left behind.
+
+Each job runs in its own session and process group (``start_new_session``), with stdout and
+stderr written straight to ``<jobs>/<id>/stdout.log`` and ``stderr.log`` (never a pipe that
+nobody reads), and the environment tags that let a restarted engine find it again. Python
+scripts go through ``_runner.py``; anything else is executed directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from taskops.inspect.processes import JOB_TAG, RUNSPACE_TAG, TASK_TAG
+
+__all__ = [
+    "RUNNER",
+    "JobFiles",
+    "environment_for",
+    "error_from_output",
+    "job_name",
+    "read_progress",
+    "read_result",
+    "spawn",
+]
+
+RUNNER = Path(__file__).resolve().with_name("_runner.py")
+"""The bootstrap that calls a Python script's ``run(ctx)``; executed by path."""
+
+# Tags and context of the engine's own environment must not leak into its jobs (an engine
+# started from inside a job would otherwise hand its jobs the wrong identity).
+_OWN_KEYS = (
+    JOB_TAG,
+    TASK_TAG,
+    RUNSPACE_TAG,
+    "TASKOPS_APP",
+    "TASKOPS_JOB_DIR",
+    "TASKOPS_PARAMS",
+)
+
+
+def job_name(prefix: str, name: str, when: datetime, zone: tzinfo | None = None) -> str:
+    """``<prefix>_<name>_<yyyyMMdd_HHmmss>``, the time in ``zone`` (default: as given)."""
+    local = when.astimezone(zone) if zone is not None else when
+    return f"{prefix}_{name}_{local.strftime('%Y%m%d_%H%M%S')}"
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Where a job's output and reports live: ``<jobs>/<id>/``."""
+
+    folder: Path
+
+    @property
+    def stdout(self) -> Path:
+        return self.folder / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        return self.folder / "stderr.log"
+
+    @property
+    def progress(self) -> Path:
+        return self.folder / "progress.json"
+
+    @property
+    def result(self) -> Path:
+        return self.folder / "result.json"
+
+    def stream(self, name: str) -> Path:
+        return self.stdout if name == "stdout" else self.stderr
+
+    def output_bytes(self) -> int:
+        total = 0
+        for path in (self.stdout, self.stderr):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                continue
+        return total
+
+
+def _as_env_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def environment_for(
+    command: Mapping[str, Any],
+    *,
+    job_id: int,
+    runspace_id: int | None,
+    site_dir: Path,
+    data_dir: Path,
+    files: JobFiles,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a job: the engine's, then each parameter as a variable, then the
+    task's environment, then the taskops context and tags."""
+    env = {k: v for k, v in (base if base is not None else os.environ).items()}
+    for key in _OWN_KEYS:
+        env.pop(key, None)
+    params = dict(command.get("params") or {})
+    env.update({str(k): _as_env_value(v) for k, v in params.items()})
+    env.update({str(k): str(v) for k, v in (command.get("env") or {}).items()})
+    env.update(
+        {
+            "TASKOPS_SITE": str(site_dir),
+            "TASKOPS_DATA_DIR": str(data_dir),
+            JOB_TAG: str(job_id),
+            TASK_TAG: str(command.get("task") or ""),
+            "TASKOPS_APP": str(command.get("app") or ""),
+            RUNSPACE_TAG: str(runspace_id or ""),
+            "TASKOPS_JOB_DIR": str(files.folder),
+            "TASKOPS_PARAMS": json.dumps(params),
+        }
+    )
+    return env
+
+
+def argv_for(command: Mapping[str, Any]) -> list[str]:
+    """What to execute: the runner for a Python script, else the command itself."""
+    if command.get("kind") == "python":
+        return [sys.executable, str(RUNNER), str(command["script"])]
+    argv = [str(part) for part in command.get("argv") or ()]
+    if not argv:
+        raise ValueError("the job has nothing to run (empty command)")
+    return argv
+
+
+def spawn(
+    command: Mapping[str, Any], *, env: Mapping[str, str], files: JobFiles
+) -> subprocess.Popen[bytes]:
+    """Start the job's process in its own session, output appended to its files.
+    Raises OSError when it cannot be started (missing file, not executable, bad cwd)."""
+    files.folder.mkdir(parents=True, exist_ok=True)
+    cwd = command.get("cwd") or None
+    with files.stdout.open("ab") as out, files.stderr.open("ab") as err:
+        return subprocess.Popen(
+            argv_for(command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+@dataclass
+class ProgressReading:
+    fraction: float | None
+    message: str | None
+    mtime_ns: int = field(default=0)
+
+
+def read_progress(files: JobFiles, last_mtime_ns: int) -> ProgressReading | None:
+    """The job's progress report when it changed since ``last_mtime_ns``; None otherwise or
+    when it is missing or unreadable (a half-written file is never seen: it is replaced
+    atomically)."""
+    try:
+        mtime = files.progress.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    if mtime == last_mtime_ns:
+        return None
+    try:
+        data = json.loads(files.progress.read_text("utf-8"))
+        fraction = data.get("fraction")
+        fraction = None if fraction is None else min(1.0, max(0.0, float(fraction)))
+        message = data.get("message")
+        return ProgressReading(
+            fraction=fraction,
+            message=str(message)[:500] if message is not None else None,
+            mtime_ns=mtime,
+        )
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def read_result(files: JobFiles) -> tuple[int | None, str | None] | None:
+    """``(exit code, error)`` written by the Python runner, or None when there is none."""
+    try:
+        data = json.loads(files.result.read_text("utf-8"))
+        code = data.get("exitCode")
+        error = data.get("error")
+        return (int(code) if code is not None else None, str(error) if error else None)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def error_from_output(files: JobFiles, exit_code: int | None) -> str:
+    """Why an executable failed: the last line it wrote to stderr, else its exit status."""
+    try:
+        with files.stderr.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 4096))
+            tail = handle.read().decode("utf-8", "replace")
+        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        if lines:
+            return lines[-1][:500]
+    except FileNotFoundError:
+        pass
+    if exit_code is None:
+        return "ended with an unknown exit status"
+    if exit_code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"killed by signal {-exit_code}"
+    return f"exit code {exit_code}"

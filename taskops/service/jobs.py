@@ -1,0 +1,315 @@
+"""``ops.jobs``: list, read, follow, stop, remove and start jobs.
+
+A job is one execution of a task (scheduled, or run now) or of an ad-hoc command. Starting
+and stopping go through the store, so they work from any process: the engine that holds the
+site's lease acts on them within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import builtins
+import codecs
+import shlex
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taskops.cron import load_timezone
+from taskops.engine.executor import JobFiles, job_name
+from taskops.errors import Conflict, InvalidInput, NotFound, Problem
+from taskops.inspect.processes import STOP_GRACE_SECONDS
+from taskops.model import GLOBAL_APP, Job, JobOwner, JobState
+
+if TYPE_CHECKING:
+    from taskops.service.ops import TaskOps
+
+__all__ = ["JobService"]
+
+STREAMS = ("stdout", "stderr")
+MAX_CHUNK = 1 << 20
+
+
+def _parse_states(state: str | JobState | Iterable[str | JobState]) -> list[JobState]:
+    values = [state] if isinstance(state, str) else list(state)
+    out = []
+    for value in values:
+        for candidate in JobState:
+            if str(value).lower() == candidate.value.lower():
+                out.append(candidate)
+                break
+        else:
+            raise InvalidInput(
+                f"unknown job state {value!r} (known: {', '.join(s.value for s in JobState)})",
+                problems=[Problem(field="state", message="unknown state")],
+            )
+    return out
+
+
+def _job_id(job_id: Any) -> int:
+    if isinstance(job_id, bool):
+        raise NotFound(f"no job {job_id!r}")
+    if isinstance(job_id, int):
+        return job_id
+    if isinstance(job_id, str) and job_id.strip().isdigit():
+        return int(job_id)
+    raise NotFound(f"no job {job_id!r} (job ids are whole numbers)")
+
+
+def _offset(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(
+            f"offset must be a whole number >= 0, not {value!r}",
+            problems=[Problem(field="offset", message="must be a whole number >= 0")],
+        )
+    return value
+
+
+class JobService:
+    """``ops.jobs``."""
+
+    def __init__(self, ops: TaskOps) -> None:
+        self._ops = ops
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def list(
+        self,
+        state: str | JobState | Iterable[str | JobState] | None = None,
+        owner: str | None = None,
+        search: str | None = None,
+        *,
+        task: str | None = None,
+        limit: int | None = 500,
+        offset: int = 0,
+    ) -> builtins.list[Job]:
+        """Jobs, newest first, without removed ones: filtered by state (any case, one or
+        several), owner (any case), a text in the name or task id, and task id. Raises
+        InvalidInput for an unknown state."""
+        states = _parse_states(state) if state is not None else None
+        return self._ops.store.list_jobs(
+            states=states,
+            owner=owner or None,
+            search=search.strip() if search else None,
+            task_id=task,
+            limit=limit,
+            offset=offset,
+        )
+
+    def get(self, job_id: int | str) -> Job:
+        """The job with its context (owner, task, script, parameters; secrets masked in
+        ``to_dict``). Raises NotFound."""
+        return self._ops.store.get_job(_job_id(job_id))
+
+    def files(self, job_id: int | str) -> JobFiles:
+        job = self.get(job_id)
+        return JobFiles(self._ops.site.jobs_dir / str(job.id))
+
+    def output(
+        self,
+        job_id: int | str,
+        stream: str = "stdout",
+        offset: int = 0,
+        *,
+        limit: int = 65536,
+    ) -> dict[str, Any]:
+        """Output of ``stream`` (``stdout`` or ``stderr``) from byte ``offset``:
+        ``{"text", "nextOffset", "done"}``. ``nextOffset`` is where the next call goes on
+        (never inside a UTF-8 character); ``done`` is True once the job has ended and all
+        of it was read. Raises NotFound, InvalidInput (stream, offset)."""
+        if stream not in STREAMS:
+            raise InvalidInput(
+                f"stream must be stdout or stderr, not {stream!r}",
+                problems=[Problem(field="stream", message="must be stdout or stderr")],
+            )
+        offset = _offset(offset)
+        limit = max(1, min(int(limit), MAX_CHUNK))
+        job = self.get(job_id)
+        path = JobFiles(self._ops.site.jobs_dir / str(job.id)).stream(stream)
+        try:
+            with path.open("rb") as handle:
+                size = handle.seek(0, 2)
+                handle.seek(min(offset, size))
+                data = handle.read(limit)
+        except FileNotFoundError:
+            size, data = 0, b""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = decoder.decode(data)
+        pending = len(decoder.getstate()[0])
+        if pending and offset + len(data) >= size and job.state.finished:
+            text += decoder.decode(b"", final=True)  # a cut-off character at the very end
+            pending = 0
+        next_offset = min(offset, size) + len(data) - pending
+        return {
+            "text": text,
+            "nextOffset": next_offset,
+            "done": job.state.finished and next_offset >= size,
+        }
+
+    def tail(self, job_id: int | str, stream: str = "stdout", *, max_bytes: int = 8192) -> str:
+        """The last ``max_bytes`` of a stream (whole lines where possible)."""
+        job = self.get(job_id)
+        path = JobFiles(self._ops.site.jobs_dir / str(job.id)).stream(stream)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return ""
+        start = max(0, size - max_bytes)
+        text = str(self.output(job.id, stream, start, limit=max_bytes)["text"])
+        if start > 0 and "\n" in text:
+            text = text.split("\n", 1)[1]
+        return text
+
+    def follow(
+        self,
+        job_id: int | str,
+        stream: str = "stdout",
+        offset: int = 0,
+        *,
+        poll: float = 0.2,
+        timeout: float | None = None,
+    ) -> Iterator[str]:
+        """Yield the stream's text as it is written, until the job has ended and everything
+        was read (or ``timeout`` seconds passed). Raises NotFound, InvalidInput."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            chunk = self.output(job_id, stream, offset, limit=MAX_CHUNK)
+            offset = int(chunk["nextOffset"])
+            if chunk["text"]:
+                yield str(chunk["text"])
+                continue
+            if chunk["done"] or (deadline is not None and time.monotonic() >= deadline):
+                return
+            time.sleep(poll)
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def stop(self, job_id: int | str, *, wait: float | None = STOP_GRACE_SECONDS + 5) -> Job:
+        """Stop a job: a queued one at once; a running one by its engine (SIGTERM to its
+        process group, a grace period, SIGKILL), state ``Stopped``. Waits up to ``wait``
+        seconds for it to end and returns the job as it is then. Raises NotFound, or
+        Conflict when it has ended already."""
+        number = _job_id(job_id)
+        with self._ops._audited("job.stop", f"job:{number}"):
+            job = self._ops.store.request_stop(
+                number, reason=f"stopped by {self._ops.user}", now=self._ops.clock.now()
+            )
+        self._ops.engine.wake()
+        deadline = time.monotonic() + (wait or 0)
+        while not job.state.finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+            job = self._ops.store.get_job(number)
+        return job
+
+    def remove(self, job_id: int | str) -> None:
+        """Remove a finished job from the jobs list; its task's history keeps the run and
+        its output stays until the retention period ends. Raises NotFound, or Conflict for
+        a job that is queued or running."""
+        number = _job_id(job_id)
+        with self._ops._audited("job.remove", f"job:{number}"):
+            self._ops.store.remove_job(number, now=self._ops.clock.now())
+
+    def restart(self, job_id: int | str) -> Job:
+        """Run the task of a failed (or terminated) job again, now. Returns the new job.
+        Raises NotFound, or Conflict when the job did not fail or belongs to no task."""
+        job = self.get(job_id)
+        if job.state not in (JobState.FAILED, JobState.TERMINATED):
+            raise Conflict(f"job {job.id} is {job.state.value}; only a failed job is restarted")
+        if job.task_id is None:
+            raise Conflict(f"job {job.id} is an ad-hoc job of no task; start it again instead")
+        return self._ops.tasks.run(job.task_id)
+
+    def start(
+        self,
+        command_or_script: str | builtins.list[str] | tuple[str, ...],
+        owner: str = JobOwner.MANUAL.value,
+        name: str | None = None,
+        *,
+        app: str = GLOBAL_APP,
+        params: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        max_runtime: int | None = None,
+        kill_on_timeout: bool = True,
+    ) -> Job:
+        """Queue an ad-hoc job: a script of the site (a ``.py`` file runs through the
+        runner with ``run(ctx)``, anything else is executed), or a command line (a string
+        split like a shell would, or an argument list). ``owner`` is ``Manual``,
+        ``AppInit`` or an app name. Returns the queued job. Raises InvalidInput."""
+        ops = self._ops
+        details = {"command": command_or_script, "owner": owner, "name": name, "app": app}
+        with ops._audited("job.start", str(name or command_or_script), details) as extra:
+            if app not in ops.site.apps():
+                raise InvalidInput(
+                    f"unknown app {app!r}", problems=[Problem(field="app", message="unknown")]
+                )
+            owners = {o.value for o in JobOwner if o is not JobOwner.TASK_ENGINE}
+            if not isinstance(owner, str) or owner not in owners | set(ops.site.apps()):
+                raise InvalidInput(
+                    f"owner must be Manual, AppInit or an app name, not {owner!r}",
+                    problems=[Problem(field="owner", message="unknown owner")],
+                )
+            command = self._command(command_or_script, app)
+            command.update(
+                params=dict(params or {}),
+                env={str(k): str(v) for k, v in (env or {}).items()},
+                maxRuntime=max_runtime,
+                killOnTimeout=kill_on_timeout,
+                task=None,
+                app=app,
+            )
+            label = name or Path(command.get("script") or command["argv"][0]).stem
+            if not isinstance(label, str) or not label.strip() or len(label) > 200:
+                raise InvalidInput(
+                    "name must be a non-empty text of at most 200 characters",
+                    problems=[Problem(field="name", message="invalid")],
+                )
+            now = ops.clock.now()
+            job_id = ops.store.insert_job(
+                name=name or job_name("Job", label, now, load_timezone(ops.timezone)),
+                owner=owner,
+                state=JobState.QUEUED,
+                queued_at=now,
+                app=app,
+                command=command,
+            )
+            extra["jobId"] = job_id
+        ops.engine.wake()
+        return ops.store.get_job(job_id)
+
+    def _command(self, what: Any, app: str) -> dict[str, Any]:
+        site = self._ops.site
+        cwd = str(site.app_dir(app))
+        if isinstance(what, list | tuple):
+            argv = [str(part) for part in what]
+        elif isinstance(what, str):
+            candidate = what.strip()
+            if candidate and " " not in candidate:
+                try:
+                    script = site.resolve_script(app, candidate)
+                except InvalidInput:
+                    script = None
+                if script is not None and script.is_file():
+                    python = script.suffix == ".py"
+                    return {
+                        "kind": "python" if python else "exec",
+                        "script": str(script),
+                        "argv": [] if python else [str(script)],
+                        "cwd": cwd,
+                    }
+            try:
+                argv = shlex.split(candidate)
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"cannot read the command line: {exc}",
+                    problems=[Problem(field="command", message=str(exc))],
+                ) from exc
+        else:
+            raise InvalidInput(
+                "give a script path, a command line or a list of arguments",
+                problems=[Problem(field="command", message="wrong type")],
+            )
+        if not argv or not argv[0]:
+            raise InvalidInput(
+                "the command is empty", problems=[Problem(field="command", message="empty")]
+            )
+        return {"kind": "exec", "script": None, "argv": argv, "cwd": cwd}
