@@ -16,7 +16,7 @@ import heapq
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from taskops.cron import Schedule
 from taskops.model import MisfirePolicy
@@ -100,10 +100,11 @@ class Scheduler:
 
     def _push(self, task: ScheduledTask, version: int, when: datetime | None) -> None:
         if when is not None:
-            heapq.heappush(self._heap, (when, next(self._seq), task.id, version))
+            # in UTC: two datetimes of one zone compare by wall time, ignoring the DST fold
+            heapq.heappush(self._heap, (when.astimezone(UTC), next(self._seq), task.id, version))
 
     def next_wakeup(self) -> datetime | None:
-        """The earliest pending slot, or None when nothing is scheduled."""
+        """The earliest pending slot (in UTC), or None when nothing is scheduled."""
         while self._heap:
             _, _, task_id, version = self._heap[0]
             entry = self._entries.get(task_id)
@@ -123,6 +124,7 @@ class Scheduler:
     def due(self, now: datetime) -> tuple[list[Fire], list[Missed]]:
         """Every slot at or before ``now``, in time order, as fires; misfired ones according
         to their task's policy. Each slot comes out once: the task's next slot is pushed."""
+        now = now.astimezone(UTC)
         fires: list[Fire] = []
         missed: list[Missed] = []
         while self._heap and self._heap[0][0] <= now:
