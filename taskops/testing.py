@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["FakeClock", "RecordingContext", "make_site"]
+__all__ = ["FakeClock", "RecordingContext", "make_site", "wait_for"]
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T | None], *, timeout: float = 10.0, what: str = "the condition"
+) -> T:
+    """Poll ``condition`` until it returns something truthy and return that; raise
+    ``TimeoutError`` naming ``what`` at the deadline. (Tests wait on conditions, never on
+    bare sleeps.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
 
 _SCRIPT = """def run(ctx):\n    ctx.logger.info("hello from %s", ctx.task)\n"""
 

@@ -293,9 +293,11 @@ class Engine:
                 running = self._running.get(key.data)
                 if running is not None:
                     self._on_exit(running)
-        # processes without a pidfd (adopted without one, or an old kernel) are polled
         for running in list(self._running.values()):
-            if running.pidfd is None and not running.exited:
+            if running.exited and running.ladder_done.is_set():
+                self._finish(running)  # ended, and the ladder has cleared its group
+            elif running.pidfd is None and not running.exited:
+                # no pidfd (adopted, or an old kernel): polled
                 self._poll_exit(running)
 
     # -- lease -------------------------------------------------------------------------------
