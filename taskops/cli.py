@@ -6,7 +6,8 @@
     taskops tasks show|enable|disable|delete|restore|export ID [--site DIR] [--json]
     taskops tasks errors [--site DIR] [--json]   problems found in the site's files
     taskops tasks run ID [--site DIR] [--json]   run a task now (queued for the engine)
-    taskops engine [--site DIR]                  run the engine headless until SIGTERM/SIGINT
+    taskops engine [--site DIR] [--grace S] [--lease-ttl S]
+                                                 run the engine headless until SIGTERM/SIGINT
     taskops jobs list [--state S] [--owner O] [--search TEXT] [--task ID] [--limit N]
     taskops jobs show|stop|remove|restart ID
     taskops jobs tail ID [--stream stdout|stderr] [--follow]
@@ -213,7 +214,9 @@ def _cmd_engine(args: argparse.Namespace, out: TextIO) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with _open(args) as ops:
-            engine = ops.engine.start(poll_interval=args.poll)
+            engine = ops.engine.start(
+                poll_interval=args.poll, lease_ttl=args.lease_ttl, stop_grace=args.grace
+            )
             state = "active" if engine.active else "standing by (another engine holds the lease)"
             sys.stderr.write(f"taskops engine: {state} for {ops.site.root} (pid {os.getpid()})\n")
             sys.stderr.flush()
@@ -394,6 +397,18 @@ def _parser() -> argparse.ArgumentParser:
         "engine", parents=[common], help="run the engine headless until SIGTERM or SIGINT"
     )
     engine.add_argument("--poll", type=float, default=0.2, help="seconds between store polls")
+    engine.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="seconds a stopped job gets between SIGTERM and SIGKILL (default 5)",
+    )
+    engine.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=10.0,
+        help="seconds after its last heartbeat before a standby engine takes over (default 10)",
+    )
     engine.set_defaults(func=_cmd_engine)
 
     jobs = commands.add_parser("jobs", help="list, follow, stop and remove jobs")

@@ -13,7 +13,7 @@ import pytest
 
 import taskops
 from taskops.errors import Conflict, NotFound
-from taskops.model import JobState
+from taskops.model import JobState, RunspaceKind
 from taskops.store import Store, schema
 
 T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
@@ -141,3 +141,36 @@ def test_several_processes_share_one_store(site_dir: Path, tmp_path: Path) -> No
         records = list(ops.audit_log.records())
         assert len(records) == workers * count * 3
         assert {r["user"] for r in records} == {f"worker{w}" for w in range(workers)}
+
+
+V1_JOBS = """CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR(400) NOT NULL,
+task_id VARCHAR(300), app VARCHAR(128), owner VARCHAR(128) NOT NULL, state VARCHAR(16) NOT NULL,
+command JSON, scheduled_for FLOAT, queued_at FLOAT NOT NULL, started_at FLOAT, ended_at FLOAT,
+exit_code INTEGER, error TEXT, progress FLOAT, progress_message TEXT, output_bytes BIGINT,
+pid INTEGER, host VARCHAR(255), runspace_id INTEGER, stop_requested BOOLEAN NOT NULL,
+CONSTRAINT uq_jobs_slot UNIQUE (task_id, scheduled_for))"""
+V1_RUNSPACES = """CREATE TABLE runspaces (id INTEGER PRIMARY KEY AUTOINCREMENT,
+kind VARCHAR(16) NOT NULL, pid INTEGER NOT NULL, create_time FLOAT NOT NULL,
+host VARCHAR(255) NOT NULL, owner VARCHAR(128) NOT NULL, app VARCHAR(128), job_id INTEGER,
+purpose TEXT, state VARCHAR(16) NOT NULL, opened_at FLOAT NOT NULL, closed_at FLOAT,
+exit_code INTEGER)"""
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute(V1_JOBS)
+        conn.execute(V1_RUNSPACES)
+        conn.execute(
+            "INSERT INTO jobs (name, owner, state, queued_at, task_id, stop_requested) "
+            "VALUES ('old', 'Manual', 'Completed', ?, 'global.A', 0)",
+            (T0.timestamp(),),
+        )
+    store = Store.for_sqlite(path)
+    assert store.schema_version() == schema.SCHEMA_VERSION
+    (job,) = store.jobs_of_task("global.A")
+    assert job.name == "old" and job.over_time is False and job.removed is False
+    runspace = store.open_runspace(kind=RunspaceKind.WORKER, owner="Manual", now=T0)
+    assert store.runspace_row(runspace).pid is None  # nullable from version 2 on

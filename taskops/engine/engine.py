@@ -149,7 +149,7 @@ class Engine:
         clock: Clock | None = None,
         poll_interval: float = 0.2,
         lease_ttl: float = 10.0,
-        heartbeat: float = 2.0,
+        heartbeat: float | None = None,
         misfire_grace: float = 30.0,
         stop_grace: float = STOP_GRACE_SECONDS,
         reload_interval: float = 1.0,
@@ -164,7 +164,7 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.poll_interval = poll_interval
         self.lease_ttl = lease_ttl
-        self.heartbeat = heartbeat
+        self.heartbeat = heartbeat if heartbeat is not None else min(2.0, lease_ttl / 4)
         self.stop_grace = stop_grace
         self.reload_interval = reload_interval
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
