@@ -33,6 +33,7 @@ def wait_for(
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.02)
 
+
 _SCRIPT = """def run(ctx):\n    ctx.logger.info("hello from %s", ctx.task)\n"""
 
 

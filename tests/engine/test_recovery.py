@@ -135,9 +135,7 @@ def test_two_engines_one_store_standby_takes_over_and_no_slot_runs_twice(
     assert not skipped & set(slots)
     # every second from the first slot to the last ran or was recorded as skipped
     covered = sorted(set(slots) | skipped)
-    gaps = [
-        b - a for a, b in zip(covered, covered[1:], strict=False) if b - a > timedelta(seconds=1)
-    ]
+    gaps = [b - a for a, b in itertools.pairwise(covered) if b - a > timedelta(seconds=1)]
     assert gaps == []
 
 
