@@ -21,6 +21,7 @@ from taskops.model import (
 )
 from taskops.service.engine import EngineService
 from taskops.service.jobs import JobService
+from taskops.service.notifications import NotificationService
 from taskops.service.settings import SettingsService
 from taskops.service.tasks import TaskService
 from taskops.settings import Settings
@@ -57,6 +58,7 @@ class TaskOps:
         self.settings = SettingsService(self)
         self.jobs = JobService(self)
         self.engine = EngineService(self)
+        self.notifications = NotificationService(self)
 
     def __repr__(self) -> str:
         return f"TaskOps({str(self.site.root)!r}, user={self.user!r})"

@@ -117,8 +117,13 @@ def test_consecutive_failures_disable_the_task_with_audit_and_notification(
     disabled = [r for r in eops.audit_log.records() if r["action"] == "task.disable"]
     assert disabled[-1]["user"] == "taskops-engine"
     assert "2 consecutive failed runs" in disabled[-1]["details"]["reason"]
-    kinds = [n.kind for n in eops.store.notifications()]
+    kinds = [n.kind for n in eops.notifications.list()]
     assert kinds.count("failure") == 2 and "auto_disable" in kinds
+    newest = eops.notifications.list()[0]
+    assert newest.kind == "auto_disable" and newest.task_id == "vault.Backup"
+    assert eops.notifications.list(after_id=newest.id) == []
+    with pytest.raises(InvalidInput):
+        eops.notifications.list(after_id=-1)
     # Run Now still works on the disabled task
     third = wait_finished(eops, eops.tasks.run("vault.Backup").id)
     assert third.state is JobState.FAILED

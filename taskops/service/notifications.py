@@ -1,0 +1,34 @@
+"""``ops.notifications``: failures, timeouts and auto-disables, as the engine recorded them
+(only while the ``enableNotifications`` setting is on)."""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING
+
+from taskops.errors import InvalidInput, Problem
+from taskops.model import Notification
+
+if TYPE_CHECKING:
+    from taskops.service.ops import TaskOps
+
+__all__ = ["NotificationService"]
+
+
+class NotificationService:
+    """``ops.notifications``."""
+
+    def __init__(self, ops: TaskOps) -> None:
+        self._ops = ops
+
+    def list(self, after_id: int = 0, limit: int = 100) -> builtins.list[Notification]:
+        """Notifications newer than ``after_id`` (for polling: pass the newest id seen),
+        newest first, at most ``limit``. Raises InvalidInput for a negative or non-integer
+        id or limit."""
+        for field, value in (("after_id", after_id), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInput(
+                    f"{field} must be a whole number >= 0, not {value!r}",
+                    problems=[Problem(field=field, message="must be a whole number >= 0")],
+                )
+        return self._ops.store.notifications(after_id=after_id, limit=limit)
