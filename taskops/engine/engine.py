@@ -397,45 +397,33 @@ class Engine:
     ) -> None:
         now = self.clock.now()
         if not self.store.claim_job(job_id, now=now):
-            return
-        command = self.store.job_command(job_id)
+            return  # stopped (or taken) while it waited
         files = JobFiles(self.jobs_dir / str(job_id))
-        runspace_id = self.store.open_runspace(
-            kind=RunspaceKind.WORKER,
-            owner=owner,
-            now=now,
-            app=app,
-            task_id=task_id,
-            job_id=job_id,
-            purpose=name,
-            state=RunspaceState.OPENING,
-            availability=Availability.BUSY,
-        )
-        env = environment_for(
-            command,
-            job_id=job_id,
-            runspace_id=runspace_id,
-            site_dir=self.site_dir,
-            data_dir=self.data_dir,
-            files=files,
-        )
+        runspace_id: int | None = None
         try:
-            popen = spawn(command, env=env, files=files)
-        except (OSError, ValueError) as exc:
-            message = f"could not start: {exc}"
-            files.folder.mkdir(parents=True, exist_ok=True)
-            with files.stderr.open("a", encoding="utf-8") as err:
-                err.write(message + "\n")
-            self.store.finish_job(
-                job_id,
-                state=JobState.FAILED,
-                ended_at=self.clock.now(),
-                exit_code=None,
-                error=message,
-                output_bytes=files.output_bytes(),
+            command = self.store.job_command(job_id)
+            runspace_id = self.store.open_runspace(
+                kind=RunspaceKind.WORKER,
+                owner=owner,
+                now=now,
+                app=app,
+                task_id=task_id,
+                job_id=job_id,
+                purpose=name,
+                state=RunspaceState.OPENING,
+                availability=Availability.BUSY,
             )
-            self.store.close_runspace(runspace_id, state=RunspaceState.BROKEN, now=now)
-            self._after_end(job_id, task_id, JobState.FAILED, message)
+            env = environment_for(
+                command,
+                job_id=job_id,
+                runspace_id=runspace_id,
+                site_dir=self.site_dir,
+                data_dir=self.data_dir,
+                files=files,
+            )
+            popen = spawn(command, env=env, files=files)
+        except Exception as exc:  # a missing script, a bad cwd, a full disk: the job fails
+            self._fail_to_start(job_id, task_id, runspace_id, files, exc)
             return
         create_time = create_time_of(popen.pid) or time.time()
         self.store.set_job_process(
@@ -460,6 +448,33 @@ class Engine:
             popen=popen,
         )
         self._track(running)
+
+    def _fail_to_start(
+        self,
+        job_id: int,
+        task_id: str | None,
+        runspace_id: int | None,
+        files: JobFiles,
+        exc: Exception,
+    ) -> None:
+        message = f"could not start: {exc}"
+        _log.warning("job %s %s", job_id, message)
+        with contextlib.suppress(OSError):
+            files.folder.mkdir(parents=True, exist_ok=True)
+            with files.stderr.open("a", encoding="utf-8") as err:
+                err.write(message + "\n")
+        now = self.clock.now()
+        self.store.finish_job(
+            job_id,
+            state=JobState.FAILED,
+            ended_at=now,
+            exit_code=None,
+            error=message,
+            output_bytes=files.output_bytes(),
+        )
+        if runspace_id is not None:
+            self.store.close_runspace(runspace_id, state=RunspaceState.BROKEN, now=now)
+        self._after_end(job_id, task_id, JobState.FAILED, message)
 
     def _track(self, running: _Running) -> None:
         self._running[running.job_id] = running

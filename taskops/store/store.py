@@ -760,10 +760,19 @@ class Store:
             ).first()
         return Lease(**{k: v for k, v in row._mapping.items() if k != "name"}) if row else None
 
-    def acquire_lease(self, holder: str, *, pid: int, now: datetime, ttl: float) -> Lease | None:
-        """Take the engine lease when it is free, expired or ours already. Returns the lease
-        as it was before (its ``checkpoint`` says up to when slots were handled), or None
-        when another live holder has it."""
+    def acquire_lease(
+        self,
+        holder: str,
+        *,
+        pid: int,
+        now: datetime,
+        ttl: float,
+        steal_from: str | None = None,
+    ) -> Lease | None:
+        """Take the engine lease when it is free, expired, ours already, or held by
+        ``steal_from`` (a holder known to be dead). Returns the lease as it was before (its
+        ``checkpoint`` says up to when slots were handled), or None when another live
+        holder has it."""
         expires = now + timedelta(seconds=ttl)
         host = socket.gethostname()
         with self._write() as conn:
@@ -793,7 +802,7 @@ class Store:
                     checkpoint=None,
                 )
             before = Lease(**{k: v for k, v in row._mapping.items() if k != "name"})
-            if row.holder != holder and row.expires_at > now:
+            if row.holder not in (holder, steal_from) and row.expires_at > now:
                 return None
             conn.execute(
                 t.engine_lease.update()
