@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import codecs
 import shlex
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from taskops.cron import load_timezone
 from taskops.engine.executor import JobFiles, job_name
 from taskops.errors import Conflict, InvalidInput, NotFound, Problem
-from taskops.inspect.processes import STOP_GRACE_SECONDS
-from taskops.model import GLOBAL_APP, Job, JobOwner, JobState
+from taskops.inspect.processes import STOP_GRACE_SECONDS, is_same_process, stop_ladder
+from taskops.model import GLOBAL_APP, Job, JobOwner, JobState, RunspaceState
 
 if TYPE_CHECKING:
     from taskops.service.ops import TaskOps
@@ -194,12 +195,38 @@ class JobService:
             job = self._ops.store.request_stop(
                 number, reason=f"stopped by {self._ops.user}", now=self._ops.clock.now()
             )
+        if not job.state.finished and not self._ops.engine.status()["running"]:
+            job = self._stop_without_engine(job)
         self._ops.engine.wake()
         deadline = time.monotonic() + (wait or 0)
         while not job.state.finished and time.monotonic() < deadline:
             time.sleep(0.05)
             job = self._ops.store.get_job(number)
         return job
+
+    def _stop_without_engine(self, job: Job) -> Job:
+        """No engine watches the job: signal its process group from here (same host only)
+        and record the end ourselves."""
+        store = self._ops.store
+        pid, create_time, host = store.job_process(job.id)
+        if host != socket.gethostname():
+            return job  # its engine, on that host, will act when it runs again
+        if pid is not None and is_same_process(pid, create_time):
+            stop_ladder(pid, grace=STOP_GRACE_SECONDS, job_id=job.id)
+        files = JobFiles(self._ops.site.jobs_dir / str(job.id))
+        now = self._ops.clock.now()
+        store.finish_job(
+            job.id,
+            state=JobState.STOPPED,
+            ended_at=now,
+            exit_code=None,
+            error=None,
+            output_bytes=files.output_bytes(),
+            stop_reason=f"stopped by {self._ops.user} (no engine was running)",
+        )
+        if job.runspace_id is not None:
+            store.close_runspace(job.runspace_id, state=RunspaceState.CLOSED, now=now)
+        return store.get_job(job.id)
 
     def remove(self, job_id: int | str) -> None:
         """Remove a finished job from the jobs list; its task's history keeps the run and

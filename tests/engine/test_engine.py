@@ -365,3 +365,18 @@ def test_job_output_of_100_mb_goes_to_disk_not_into_the_engine(
     assert ended.output_bytes == 100 * 1024 * 1024
     growth_mb = (me.memory_info().rss - before) / 2**20
     assert growth_mb < 20
+
+
+def test_stop_without_an_engine_signals_the_group_from_here(
+    eops: taskops.TaskOps, start_engine: Callable[..., Engine], wait_finished: Wait
+) -> None:
+    start_engine()
+    eops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
+    job = eops.tasks.run("global.Stubborn")
+    wait_for(lambda: len(tagged_processes(job.id)) >= 2, what="the job and its child")
+    eops.engine.stop(stop_jobs=False)  # as after a crash: the job runs on, unwatched
+    assert tagged_processes(job.id) and not eops.engine.status()["running"]
+    stopped = eops.jobs.stop(job.id)
+    assert stopped.state is JobState.STOPPED
+    assert "no engine was running" in (stopped.stop_reason or "")
+    assert tagged_processes(job.id) == []
