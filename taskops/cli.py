@@ -215,7 +215,7 @@ def _cmd_engine(args: argparse.Namespace, out: TextIO) -> None:
     try:
         with _open(args) as ops:
             engine = ops.engine.start(
-                poll_interval=args.poll, lease_ttl=args.lease_ttl, stop_grace=args.grace
+                wait=1.0, poll_interval=args.poll, lease_ttl=args.lease_ttl, stop_grace=args.grace
             )
             state = "active" if engine.active else "standing by (another engine holds the lease)"
             sys.stderr.write(f"taskops engine: {state} for {ops.site.root} (pid {os.getpid()})\n")

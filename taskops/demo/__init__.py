@@ -14,13 +14,14 @@ from taskops; ``python <script>`` runs it without the engine through ``run_stand
 
 from __future__ import annotations
 
-import logging
+import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
+
+from taskops.engine._runner import context_from_environ
 
 __all__ = ["DEMO_SOURCE", "create_demo_site", "run_standalone"]
 
@@ -66,30 +67,19 @@ def run_standalone(
 
     Each parameter comes from the environment variable of its name, else ``defaults``; the
     site is ``$TASKOPS_SITE``, else the site the script sits in; the data folder is
-    ``$TASKOPS_DATA_DIR``, else ``<site>/data``. Log and progress lines are timestamped.
+    ``$TASKOPS_DATA_DIR``, else ``<site>/data``. Log and progress lines are timestamped, as
+    in a job: the context is the runner's, built from the environment a job of ``task_id``
+    would get, with job id 0 and no job folder. Whatever ``run`` raises propagates.
     """
-    app, name = task_id.split(".", 1)
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
-    )
-    # global scripts sit in <site>/tasks/, app scripts in <site>/apps/<App>/tasks/
-    home = Path(script).resolve().parents[1 if app == "global" else 3]
-    site = Path(os.environ.get("TASKOPS_SITE") or home)
-    logger = logging.getLogger(name)
-
-    def progress(fraction: float, message: str = "") -> None:
-        logger.info("%3.0f%% %s", fraction * 100, message)
-
-    run(
-        SimpleNamespace(
-            task=task_id,
-            app=app,
-            job_id=0,
-            params={k: os.environ.get(k, v) for k, v in defaults.items()},
-            env=dict(os.environ),
-            logger=logger,
-            progress=progress,
-            site_dir=site,
-            data_dir=Path(os.environ.get("TASKOPS_DATA_DIR") or site / "data"),
-        )
-    )
+    params = {name: os.environ.get(name, default) for name, default in defaults.items()}
+    environ = {
+        **os.environ,
+        "TASKOPS_JOB_ID": "0",
+        "TASKOPS_TASK_ID": task_id,
+        "TASKOPS_APP": task_id.split(".", 1)[0],
+        "TASKOPS_PARAMS": json.dumps(params),
+    }
+    # A run by hand is no job, even when started from inside one: it must not report into
+    # that job's folder.
+    environ.pop("TASKOPS_JOB_DIR", None)
+    run(context_from_environ(environ, script=script))

@@ -303,7 +303,21 @@ class Engine:
     # -- lease -------------------------------------------------------------------------------
 
     def _try_acquire(self, now: datetime) -> None:
-        before = self.store.acquire_lease(self.holder, pid=os.getpid(), now=now, ttl=self.lease_ttl)
+        current = self.store.lease()
+        dead: str | None = None
+        if (
+            current is not None
+            and current.holder
+            and current.holder != self.holder
+            and current.expires_at > now
+            and current.host == self._host
+            and not psutil.pid_exists(current.pid)
+        ):
+            # its engine died on this host: no need to wait for the lease to expire
+            dead = current.holder
+        before = self.store.acquire_lease(
+            self.holder, pid=os.getpid(), now=now, ttl=self.lease_ttl, steal_from=dead
+        )
         if before is None:
             return
         self._active = True

@@ -1,0 +1,540 @@
+"""The bootstrap of a Python job: ``python _runner.py <script.py>``, executed by path.
+
+The engine starts it in the job's own session, with the task's app folder as the working
+directory and stdout and stderr going to ``<job dir>/stdout.log`` and ``stderr.log``. The job
+comes from the environment (besides the inherited one, the task's ``environment`` and each
+parameter as a string variable):
+
+========================  ===============================================================
+``TASKOPS_JOB_ID``        the job id (``0`` outside the engine)
+``TASKOPS_TASK_ID``       the task id, e.g. ``vault.VaultBackup`` (empty for ad-hoc jobs)
+``TASKOPS_APP``           the task's app, e.g. ``vault`` or ``global``
+``TASKOPS_SITE``          the site folder
+``TASKOPS_DATA_DIR``      the site's data folder
+``TASKOPS_JOB_DIR``       the job's folder (may be unset outside the engine)
+``TASKOPS_PARAMS``        the parameters as a JSON object, with their real types
+``TASKOPS_RUNSPACE_ID``   the runspace of the job (not read here)
+========================  ===============================================================
+
+What it does:
+
+1. ``sys.path[0]`` becomes the script's folder, so a script imports its sibling modules (and
+   never the engine's modules that sit beside this file); ``sys.argv`` is ``[script]``.
+2. The script's syntax tree, never its code, says whether it defines a top-level
+   ``def run(...)``. If so the script is loaded as the module ``__taskops_task__`` (its
+   ``if __name__ == "__main__":`` block stays silent) and ``run(ctx)`` is called with a
+   :class:`TaskContext`; otherwise it runs as ``__main__`` through ``runpy.run_path`` and
+   reads its parameters from the environment.
+3. At the end ``<job dir>/result.json`` holds ``{"exitCode": <int>, "error": <str or null>}``
+   and the process exits with that code:
+
+   =================================  ====  =================================================
+   the task                           exit  error
+   =================================  ====  =================================================
+   returns                            0     null
+   raises                             1     its last line, e.g. ``ValueError: bad vault file``
+                                            (the traceback goes to stderr)
+   raises ``SystemExit(n)``           n     null for 0, else ``exit code n`` (an n outside
+                                            0-255 exits with 1: 256 would read as success)
+   raises ``SystemExit("text")``      1     ``text`` (also printed to stderr)
+   is interrupted (KeyboardInterrupt) 130   ``KeyboardInterrupt``
+   gets SIGTERM                       143   ``stopped by SIGTERM``
+   cannot start                       2     ``no script at <path>``,
+                                            ``SyntaxError: <msg> (<file>, line <n>)``, or why
+                                            ``TASKOPS_JOB_ID`` / ``TASKOPS_PARAMS`` are wrong
+   =================================  ====  =================================================
+
+   Without ``TASKOPS_JOB_DIR`` no file is written; the exit code still tells.
+
+SIGTERM raises ``SystemExit(143)`` inside the task, so its ``finally`` blocks and context
+managers run; further SIGTERMs are ignored while it cleans up (the engine's SIGKILL after its
+grace period is the backstop).
+
+Progress from any executable: a job of any kind (a shell script, a binary) reports progress
+by writing ``$TASKOPS_JOB_DIR/progress.json`` as
+``{"fraction": 0.4, "message": "copying", "time": <seconds since the epoch>}``. Write it to a
+temporary file in the same folder and rename that over ``progress.json``, so the engine never
+reads half a file. ``ctx.progress`` does exactly this for Python tasks.
+
+Imports: the standard library only, never ``taskops``, so a task's process carries none of the
+console's code; modules that only some jobs need (ast aside) are imported where they are used,
+since every job pays for the runner's start-up.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+
+# typing costs milliseconds at start-up: mypy reads this block, Python skips it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+    from types import CodeType, FrameType, ModuleType, TracebackType
+    from typing import Any
+
+__all__ = ["TaskContext", "build_context", "context_from_environ", "main"]
+
+CANNOT_START = 2
+"""Exit code when the task could not start: no script, a syntax error, a bad environment."""
+INTERRUPTED = 130
+"""Exit code of a task ended by KeyboardInterrupt (128 + SIGINT, as a shell reports it)."""
+TERMINATED = 143
+"""Exit code of a task stopped by SIGTERM (128 + SIGTERM, as a shell reports it)."""
+
+_MODULE_NAME = "__taskops_task__"
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_HANDLER_NAME = "taskops.task.lines"
+
+
+class TaskContext:
+    """What a task's ``run(ctx)`` receives.
+
+    ``task`` (task id, empty for ad-hoc jobs), ``app``, ``job_id`` (0 outside the engine),
+    ``params`` (the task's parameters with their JSON types), ``env`` (the process
+    environment), ``logger`` (lines on stdout, see :func:`build_context`), ``site_dir``,
+    ``data_dir`` and ``job_dir`` (None outside the engine); ``progress(fraction, message)``
+    reports how far the task is.
+    """
+
+    __slots__ = (
+        "app",
+        "data_dir",
+        "env",
+        "job_dir",
+        "job_id",
+        "logger",
+        "params",
+        "site_dir",
+        "task",
+    )
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        app: str,
+        job_id: int,
+        params: dict[str, Any],
+        env: dict[str, str],
+        logger: logging.Logger,
+        site_dir: Path,
+        data_dir: Path,
+        job_dir: Path | None = None,
+    ) -> None:
+        self.task = task
+        self.app = app
+        self.job_id = job_id
+        self.params = params
+        self.env = env
+        self.logger = logger
+        self.site_dir = site_dir
+        self.data_dir = data_dir
+        self.job_dir = job_dir
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskContext(task={self.task!r}, app={self.app!r}, job_id={self.job_id}, "
+            f"site_dir={str(self.site_dir)!r})"
+        )
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress: ``fraction`` of the work is done (clamped to 0..1).
+
+        With a job folder, ``<job dir>/progress.json`` is replaced atomically by
+        ``{"fraction", "message", "time"}``; in any case a line such as ``[...] 40% copying``
+        is logged. Raises TypeError when ``fraction`` is not a real number, ValueError when
+        it is NaN, OSError when the report cannot be written.
+        """
+        import math
+        import numbers
+
+        if not isinstance(fraction, numbers.Real):
+            raise TypeError(
+                f"progress fraction must be a number from 0 to 1, "
+                f"not {type(fraction).__name__} {fraction!r}"
+            )
+        value = float(fraction)
+        if math.isnan(value):
+            raise ValueError("progress fraction must be a number from 0 to 1, not NaN")
+        value = min(1.0, max(0.0, value))
+        text = str(message)
+        if self.job_dir is not None:
+            _write_json_atomic(
+                self.job_dir,
+                "progress.json",
+                {"fraction": value, "message": text, "time": time.time()},
+            )
+        self.logger.info("%.0f%%%s", value * 100, f" {text}" if text else "")
+
+
+def build_context(
+    *,
+    task: str,
+    app: str,
+    job_id: int,
+    params: Mapping[str, Any],
+    env: Mapping[str, str],
+    site_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    job_dir: str | os.PathLike[str] | None = None,
+) -> TaskContext:
+    """A task context, its logger set up: the one place a ``ctx`` is made.
+
+    The logger (``taskops.task.<task id>``) writes INFO and above to stdout, one line per
+    record, flushed as it is written: ``[2026-01-16 14:05:30] Found 15 files``, local time;
+    WARNING and above name their level: ``[2026-01-16 14:05:31] WARNING: disk almost full``.
+    A task that wants DEBUG lines lowers the level (``ctx.logger.setLevel(logging.DEBUG)``).
+    The logger does not propagate, so a task that configures ``logging`` for itself gets no
+    doubled lines; building a context again for the same task replaces its handler.
+    """
+    from pathlib import Path
+
+    return TaskContext(
+        task=task,
+        app=app,
+        job_id=job_id,
+        params=dict(params),
+        env=dict(env),
+        logger=_line_logger(f"taskops.task.{task}" if task else "taskops.task"),
+        site_dir=Path(site_dir),
+        data_dir=Path(data_dir),
+        job_dir=Path(job_dir) if job_dir is not None else None,
+    )
+
+
+def context_from_environ(
+    environ: Mapping[str, str], *, script: str | os.PathLike[str] | None = None
+) -> TaskContext:
+    """The context of the job that ``environ`` describes (see the module's table).
+
+    ``task`` is ``TASKOPS_TASK_ID`` (default empty); ``app`` is ``TASKOPS_APP``, else the app
+    part of the task id; ``job_id`` is ``TASKOPS_JOB_ID`` (default 0); ``params`` is
+    ``TASKOPS_PARAMS`` (default ``{}``); ``env`` is ``environ``; ``job_dir`` is
+    ``TASKOPS_JOB_DIR`` (default None). The site is ``TASKOPS_SITE``, else the site
+    ``script`` sits in: ``<site>`` of the nearest ``<site>/apps/<app>/`` above it (any app
+    when the app is unknown), else the nearest folder above it with ``config/tasks.yaml``,
+    else the working directory. The data folder is ``TASKOPS_DATA_DIR``, else
+    ``<site>/data``.
+
+    Raises ValueError naming the variable when ``TASKOPS_JOB_ID`` is not an integer or
+    ``TASKOPS_PARAMS`` is not a JSON object.
+    """
+    from pathlib import Path
+
+    task = environ.get("TASKOPS_TASK_ID", "")
+    app = environ.get("TASKOPS_APP") or (task.partition(".")[0] if "." in task else "")
+    raw_id = environ.get("TASKOPS_JOB_ID") or "0"
+    try:
+        job_id = int(raw_id)
+    except ValueError as exc:
+        raise ValueError(f"TASKOPS_JOB_ID must be an integer, not {raw_id!r}") from exc
+    site = Path(environ.get("TASKOPS_SITE") or _site_of(script, app))
+    return build_context(
+        task=task,
+        app=app,
+        job_id=job_id,
+        params=_params_of(environ.get("TASKOPS_PARAMS")),
+        env=environ,
+        site_dir=site,
+        data_dir=environ.get("TASKOPS_DATA_DIR") or site / "data",
+        job_dir=environ.get("TASKOPS_JOB_DIR") or None,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job whose script ``argv`` names (default: ``sys.argv[1:]``, one path).
+
+    Writes ``result.json`` into ``$TASKOPS_JOB_DIR`` when set and returns the exit code, as
+    the module's table says; it raises nothing the task raises. It changes the process for
+    the task: ``sys.argv``, ``sys.path[0]``, line-buffered stdout and a SIGTERM handler.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    job_dir = os.environ.get("TASKOPS_JOB_DIR") or None
+    # A follower of stdout.log sees print() lines as they come, not a block at exit.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
+    if len(args) != 1:
+        return _cannot_start(job_dir, "usage: python _runner.py <script.py>")
+    script = os.path.abspath(args[0])
+    try:
+        code, calls_run = _compile_script(script)
+        ctx = context_from_environ(os.environ, script=script) if calls_run else None
+    except _CannotStart as exc:
+        return _cannot_start(job_dir, str(exc), exc.details)
+    except (ValueError, OSError) as exc:
+        return _cannot_start(job_dir, str(exc))
+    _enter_script_folder(script)
+    stop = _StopOnSigterm()
+    exit_code, error = _run_task(script, code, ctx, stop)
+    _write_result(job_dir, exit_code, error)
+    # Reported: a SIGTERM may now end the process at once, even while the interpreter
+    # waits for threads the task left running.
+    stop.release()
+    return exit_code
+
+
+class _CannotStart(Exception):
+    """The script cannot be run; ``details`` is what stderr should show."""
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class _StopOnSigterm:
+    """A SIGTERM handler that raises ``SystemExit(143)`` in the task while armed, once.
+
+    Once: a second SIGTERM must not break off the cleanup the first one started. Disarmed
+    (the task is over), SIGTERM is ignored until :meth:`release` restores the default.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._armed = False
+        self._installed = False
+
+    def arm(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, self._handle)
+        self._installed = self._armed = True
+
+    def disarm(self) -> None:
+        self._armed = False
+
+    def release(self) -> None:
+        if self._installed:
+            import signal
+
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._armed and not self.requested:
+            self.requested = True
+            raise SystemExit(TERMINATED)
+
+
+def _line_logger(name: str) -> logging.Logger:
+    """The logger ``name`` with one handler writing timestamped lines to stdout."""
+    import logging
+
+    class LineFormatter(logging.Formatter):
+        def formatMessage(self, record: logging.LogRecord) -> str:
+            level = f"{record.levelname}: " if record.levelno >= logging.WARNING else ""
+            return f"[{record.asctime}] {level}{record.message}"
+
+    # StreamHandler flushes after each record. The format string mentions asctime only so
+    # that the base class fills in record.asctime for formatMessage.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(LineFormatter("[%(asctime)s] %(message)s", datefmt=_TIME_FORMAT))
+    logger = logging.getLogger(name)
+    for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def _site_of(script: str | os.PathLike[str] | None, app: str) -> Path:
+    """The site ``script`` of ``app`` sits in (see :func:`context_from_environ`)."""
+    from pathlib import Path
+
+    if script is None:
+        return Path.cwd()
+    folders = Path(script).resolve().parents
+    # The app folder first: it has a config/tasks.yaml of its own, which is not the site's.
+    for folder in folders:
+        if folder.parent.name == "apps" and app in ("", folder.name) and app != "global":
+            return folder.parent.parent
+    for folder in folders:
+        if (folder / "config" / "tasks.yaml").is_file():
+            return folder
+    return Path.cwd()
+
+
+def _params_of(raw: str | None) -> dict[str, Any]:
+    """``TASKOPS_PARAMS`` decoded; ``{}`` when unset or empty. Raises ValueError."""
+    if not raw:
+        return {}
+    import json
+
+    try:
+        params = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"TASKOPS_PARAMS is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ValueError(f"TASKOPS_PARAMS must be a JSON object, not {type(params).__name__}")
+    return params
+
+
+def _compile_script(script: str) -> tuple[CodeType, bool]:
+    """The script's code, and whether it defines a top-level ``def run``.
+
+    Raises _CannotStart when the script is missing, unreadable or not valid Python (compile
+    errors such as ``return`` outside a function included, so every script that cannot run
+    fails the same way, whichever way it would run).
+    """
+    import ast
+
+    try:
+        with open(script, "rb") as handle:
+            source = handle.read()
+    except FileNotFoundError as exc:
+        raise _CannotStart(f"no script at {script}", f"no script at {script}\n") from exc
+    except OSError as exc:
+        message = f"cannot read the script {script}: {exc.strerror}"
+        raise _CannotStart(message, message + "\n") from exc
+    try:
+        tree = ast.parse(source, filename=script)
+        code = compile(tree, script, "exec")
+    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes in the source
+        import traceback
+
+        details = "".join(traceback.format_exception_only(type(exc), exc))
+        raise _CannotStart(f"{type(exc).__name__}: {exc}", details) from exc
+    calls_run = any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body)
+    return code, calls_run
+
+
+def _enter_script_folder(script: str) -> None:
+    """Make the script's folder ``sys.path[0]`` and the script ``sys.argv``."""
+    folder = os.path.dirname(script)
+    runner_folder = os.path.dirname(os.path.abspath(main.__code__.co_filename))
+    # Executed by path, sys.path[0] is this file's folder, whose engine modules must not
+    # shadow the task's; under -I or -P it is a library folder, which must stay.
+    if sys.path and os.path.abspath(sys.path[0] or os.curdir) == runner_folder:
+        sys.path[0] = folder
+    else:
+        sys.path.insert(0, folder)
+    sys.argv = [script]
+
+
+def _run_task(
+    script: str, code: CodeType, ctx: TaskContext | None, stop: _StopOnSigterm
+) -> tuple[int, str | None]:
+    """Run the task, ``stop`` armed: ``run(ctx)`` with a context, else the script as
+    ``__main__``. Returns ``(exit code, error)``; prints what stderr should show of a
+    failure."""
+    try:
+        try:
+            stop.arm()
+            if ctx is None:
+                import runpy
+
+                runpy.run_path(script, run_name="__main__")
+            else:
+                _load_task_module(script, code).run(ctx)
+        finally:
+            # From here on a SIGTERM cannot break off the reporting below.
+            stop.disarm()
+    except SystemExit as exc:
+        return _exit_outcome(exc.code, stopped=stop.requested)
+    except BaseException as exc:
+        import traceback
+
+        tb = _task_frames(exc.__traceback__)
+        traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+        return (INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1), _error_line(exc)
+    return 0, None
+
+
+def _load_task_module(script: str, code: CodeType) -> ModuleType:
+    """Execute ``code`` as the module ``__taskops_task__`` and return the module."""
+    from types import ModuleType
+
+    module = ModuleType(_MODULE_NAME)
+    module.__file__ = script
+    # Registered before it runs, as an import would: pickle, dataclasses and typing look
+    # classes up by their module's name.
+    sys.modules[_MODULE_NAME] = module
+    exec(code, module.__dict__)
+    return module
+
+
+def _exit_outcome(code: object, *, stopped: bool) -> tuple[int, str | None]:
+    """``(exit code, error)`` of a ``SystemExit(code)``; prints a text code to stderr."""
+    if code is None:
+        return 0, None
+    if isinstance(code, int):
+        if stopped and code == TERMINATED:
+            return TERMINATED, "stopped by SIGTERM"
+        if code == 0:
+            return 0, None
+        return (code if 0 < code < 256 else 1), f"exit code {int(code)}"
+    print(code, file=sys.stderr)
+    return 1, str(code)
+
+
+def _error_line(exc: BaseException) -> str:
+    """The exception's own line, as a traceback ends: ``ValueError: bad vault file``."""
+    import traceback
+
+    summary = traceback.TracebackException(type(exc), exc, None)
+    summary.__notes__ = None  # notes follow the line; the error is the line itself
+    line = list(summary.format_exception_only())[-1].strip()
+    # An exception class of the task reads as it would under __main__.
+    return line.removeprefix(f"{_MODULE_NAME}.")
+
+
+def _task_frames(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from the task's first frame on: the runner's and runpy's own frames tell the
+    task's author nothing. The whole of ``tb`` when the failure is the runner's own."""
+    own = {main.__code__.co_filename}
+    runpy = sys.modules.get("runpy")
+    if runpy is not None:
+        own.add(runpy.run_path.__code__.co_filename)
+    frame = tb
+    while frame is not None and frame.tb_frame.f_code.co_filename in own:
+        frame = frame.tb_next
+    return frame if frame is not None else tb
+
+
+def _cannot_start(job_dir: str | None, error: str, details: str = "") -> int:
+    """Report a task that could not start on stderr (``details``, else ``error``) and in
+    ``result.json``; returns the exit code."""
+    sys.stderr.write(details or f"{error}\n")
+    _write_result(job_dir, CANNOT_START, error)
+    return CANNOT_START
+
+
+def _write_result(job_dir: str | None, exit_code: int, error: str | None) -> None:
+    """Write ``result.json`` when there is a job folder. A failure to write is printed, not
+    raised: the exit code still carries the outcome."""
+    if job_dir is None:
+        return
+    try:
+        _write_json_atomic(job_dir, "result.json", {"exitCode": exit_code, "error": error})
+    except OSError as exc:
+        print(f"taskops runner: cannot write result.json in {job_dir}: {exc}", file=sys.stderr)
+
+
+def _write_json_atomic(
+    folder: str | os.PathLike[str], name: str, data: Mapping[str, object]
+) -> None:
+    """Replace ``<folder>/<name>`` by ``data`` as JSON in one step. Raises OSError."""
+    import contextlib
+    import json
+    import threading
+
+    target = os.path.join(folder, name)
+    # One temporary file per thread: tasks may report progress from several threads.
+    temp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
