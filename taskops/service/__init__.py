@@ -7,7 +7,16 @@ nothing below it.
 from taskops.service.engine import EngineService
 from taskops.service.jobs import JobService
 from taskops.service.ops import TaskOps, open_site
+from taskops.service.runspaces import RunspaceService
 from taskops.service.settings import SettingsService
 from taskops.service.tasks import TaskService
 
-__all__ = ["EngineService", "JobService", "SettingsService", "TaskOps", "TaskService", "open_site"]
+__all__ = [
+    "EngineService",
+    "JobService",
+    "RunspaceService",
+    "SettingsService",
+    "TaskOps",
+    "TaskService",
+    "open_site",
+]

@@ -22,6 +22,7 @@ from taskops.model import (
 from taskops.service.engine import EngineService
 from taskops.service.jobs import JobService
 from taskops.service.notifications import NotificationService
+from taskops.service.runspaces import RunspaceService
 from taskops.service.settings import SettingsService
 from taskops.service.tasks import TaskService
 from taskops.settings import Settings
@@ -59,6 +60,7 @@ class TaskOps:
         self.jobs = JobService(self)
         self.engine = EngineService(self)
         self.notifications = NotificationService(self)
+        self.runspaces = RunspaceService(self)
 
     def __repr__(self) -> str:
         return f"TaskOps({str(self.site.root)!r}, user={self.user!r})"
@@ -83,6 +85,7 @@ class TaskOps:
         other.tasks = TaskService(other)
         other.settings = SettingsService(other)
         other.jobs = JobService(other)
+        other.runspaces = RunspaceService(other)
         return other
 
     def apps(self) -> list[str]:
