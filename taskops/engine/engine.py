@@ -50,6 +50,7 @@ from taskops.errors import Conflict
 from taskops.inspect.processes import (
     JOB_TAG,
     STOP_GRACE_SECONDS,
+    STORE_TAG,
     create_time_of,
     is_same_process,
     stop_ladder,
@@ -172,6 +173,7 @@ class Engine:
         self.scheduler = Scheduler(misfire_grace=misfire_grace)
         self._sampler = sampler
         self._host = socket.gethostname()
+        self._store_id = store.store_id()
         self._running: dict[int, _Running] = {}
         self._definitions: dict[str, TaskDefinition] = {}
         self._revision: Hashable = object()
@@ -430,6 +432,7 @@ class Engine:
             env = environment_for(
                 command,
                 job_id=job_id,
+                store_id=self._store_id,
                 runspace_id=runspace_id,
                 site_dir=self.site_dir,
                 data_dir=self.data_dir,
@@ -553,7 +556,12 @@ class Engine:
 
         def climb() -> None:
             try:
-                stop_ladder(running.pid, grace=self.stop_grace, job_id=running.job_id)
+                stop_ladder(
+                    running.pid,
+                    grace=self.stop_grace,
+                    job_id=running.job_id,
+                    store_id=self._store_id,
+                )
             except Exception:
                 _log.exception("stopping job %s failed", running.job_id)
             finally:
@@ -688,7 +696,7 @@ class Engine:
             if (
                 pid is not None
                 and create_time is not None
-                and _is_job_process(pid, create_time, job.id)
+                and _is_job_process(pid, create_time, job.id, self._store_id)
             ):
                 command = self.store.job_command(job.id)
                 max_runtime = command.get("maxRuntime") or self.settings().get("defaultTaskTimeout")
@@ -803,11 +811,12 @@ class Engine:
         os.close(self._wake_w)
 
 
-def _is_job_process(pid: int, create_time: float, job_id: int) -> bool:
+def _is_job_process(pid: int, create_time: float, job_id: int, store_id: str) -> bool:
     if not is_same_process(pid, create_time):
         return False
     try:
-        return psutil.Process(pid).environ().get(JOB_TAG) == str(job_id)
+        environ = psutil.Process(pid).environ()
+        return environ.get(JOB_TAG) == str(job_id) and environ.get(STORE_TAG) == store_id
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
         return False
 

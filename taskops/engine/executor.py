@@ -19,7 +19,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from taskops.inspect.processes import JOB_TAG, RUNSPACE_TAG, TASK_TAG
+from taskops.inspect.processes import JOB_TAG, RUNSPACE_TAG, STORE_TAG, TASK_TAG
 
 __all__ = [
     "RUNNER",
@@ -38,6 +38,7 @@ RUNNER = Path(__file__).resolve().with_name("_runner.py")
 # Tags and context of the engine's own environment must not leak into its jobs (an engine
 # started from inside a job would otherwise hand its jobs the wrong identity).
 _OWN_KEYS = (
+    STORE_TAG,
     JOB_TAG,
     TASK_TAG,
     RUNSPACE_TAG,
@@ -96,6 +97,7 @@ def environment_for(
     command: Mapping[str, Any],
     *,
     job_id: int,
+    store_id: str,
     runspace_id: int | None,
     site_dir: Path,
     data_dir: Path,
@@ -114,6 +116,7 @@ def environment_for(
         {
             "TASKOPS_SITE": str(site_dir),
             "TASKOPS_DATA_DIR": str(data_dir),
+            STORE_TAG: store_id,
             JOB_TAG: str(job_id),
             TASK_TAG: str(command.get("task") or ""),
             "TASKOPS_APP": str(command.get("app") or ""),

@@ -21,6 +21,7 @@ __all__ = [
     "JOB_TAG",
     "RUNSPACE_TAG",
     "STOP_GRACE_SECONDS",
+    "STORE_TAG",
     "TASK_TAG",
     "create_time_of",
     "group_members",
@@ -32,6 +33,9 @@ __all__ = [
 STOP_GRACE_SECONDS = 5.0
 """How long a stopped or timed-out job has between SIGTERM and SIGKILL."""
 
+STORE_TAG = "TASKOPS_STORE_ID"
+"""Which store a job belongs to: job ids start at 1 in every store, so a job id alone could
+name another site's job on the same machine."""
 JOB_TAG = "TASKOPS_JOB_ID"
 TASK_TAG = "TASKOPS_TASK_ID"
 RUNSPACE_TAG = "TASKOPS_RUNSPACE_ID"
@@ -79,9 +83,10 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
-def tagged_processes(job_id: int) -> list[psutil.Process]:
-    """Live processes whose environment says they belong to job ``job_id`` (those of other
-    users cannot be read and are not listed)."""
+def tagged_processes(job_id: int, store_id: str | None) -> list[psutil.Process]:
+    """Live processes whose environment says they belong to job ``job_id`` of the store
+    ``store_id`` (any store when None). Those of other users cannot be read and are not
+    listed."""
     wanted = str(job_id)
     found = []
     me = os.getpid()
@@ -89,17 +94,22 @@ def tagged_processes(job_id: int) -> list[psutil.Process]:
         if process.pid == me:
             continue
         try:
-            if process.environ().get(JOB_TAG) == wanted and _alive(process):
+            environ = process.environ()
+            if (
+                environ.get(JOB_TAG) == wanted
+                and (store_id is None or environ.get(STORE_TAG) == store_id)
+                and _alive(process)
+            ):
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
     return found
 
 
-def _targets(pgid: int, job_id: int | None) -> list[psutil.Process]:
+def _targets(pgid: int, job_id: int | None, store_id: str | None) -> list[psutil.Process]:
     targets = {p.pid: p for p in group_members(pgid)}
-    if job_id is not None:
-        targets.update((p.pid, p) for p in tagged_processes(job_id))
+    if job_id is not None and store_id is not None:
+        targets.update((p.pid, p) for p in tagged_processes(job_id, store_id))
     return list(targets.values())
 
 
@@ -121,19 +131,22 @@ def _wait_gone(processes: list[psutil.Process], deadline: float) -> list[psutil.
     return [p for p in left if _alive(p)]
 
 
-def stop_ladder(pgid: int, *, grace: float, job_id: int | None = None) -> str:
-    """Stop process group ``pgid`` (and the processes tagged with ``job_id``): SIGTERM,
+def stop_ladder(
+    pgid: int, *, grace: float, job_id: int | None = None, store_id: str | None = None
+) -> str:
+    """Stop process group ``pgid`` (and the processes tagged with ``job_id`` of the store
+    ``store_id``, when both are given): SIGTERM,
     up to ``grace`` seconds, SIGKILL, then wait until they are gone (zombies of our own
     children are left for their parent to reap). Returns ``"gone"`` when nothing was
     running, ``"term"`` when SIGTERM sufficed, ``"kill"`` when SIGKILL was needed.
     Blocks up to ``grace`` plus a few seconds: call it off any event loop."""
-    targets = _targets(pgid, job_id)
+    targets = _targets(pgid, job_id, store_id)
     if not targets:
         return "gone"
     _signal_all(pgid, targets, signal.SIGTERM)
     left = _wait_gone(targets, time.monotonic() + grace)
     # late children forked while we waited belong to the group or carry the tag
-    left = list({p.pid: p for p in [*left, *_targets(pgid, job_id)]}.values())
+    left = list({p.pid: p for p in [*left, *_targets(pgid, job_id, store_id)]}.values())
     if not left:
         return "term"
     _signal_all(pgid, left, signal.SIGKILL)

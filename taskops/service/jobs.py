@@ -212,20 +212,28 @@ class JobService:
         if host != socket.gethostname():
             return job  # its engine, on that host, will act when it runs again
         if pid is not None and is_same_process(pid, create_time):
-            stop_ladder(pid, grace=STOP_GRACE_SECONDS, job_id=job.id)
-        files = JobFiles(self._ops.site.jobs_dir / str(job.id))
-        now = self._ops.clock.now()
-        store.finish_job(
-            job.id,
-            state=JobState.STOPPED,
-            ended_at=now,
-            exit_code=None,
-            error=None,
-            output_bytes=files.output_bytes(),
-            stop_reason=f"stopped by {self._ops.user} (no engine was running)",
-        )
-        if job.runspace_id is not None:
-            store.close_runspace(job.runspace_id, state=RunspaceState.CLOSED, now=now)
+            stop_ladder(pid, grace=STOP_GRACE_SECONDS, job_id=job.id, store_id=store.store_id())
+        return self._record_stopped(job.id, f"stopped by {self._ops.user}")
+
+    def _record_stopped(self, job_id: int, reason: str) -> Job:
+        """Record the end of a job that was stopped from here while no engine watched it
+        (nothing changes when it has ended already)."""
+        store = self._ops.store
+        job = store.get_job(job_id)
+        if not job.state.finished:
+            files = JobFiles(self._ops.site.jobs_dir / str(job.id))
+            now = self._ops.clock.now()
+            store.finish_job(
+                job.id,
+                state=JobState.STOPPED,
+                ended_at=now,
+                exit_code=None,
+                error=None,
+                output_bytes=files.output_bytes(),
+                stop_reason=f"{reason} (no engine was running)",
+            )
+            if job.runspace_id is not None:
+                store.close_runspace(job.runspace_id, state=RunspaceState.CLOSED, now=now)
         return store.get_job(job.id)
 
     def remove(self, job_id: int | str) -> None:

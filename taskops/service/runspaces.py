@@ -248,7 +248,12 @@ class RunspaceService:
                 with contextlib.suppress(Conflict, NotFound):
                     ops.store.request_stop(row.job_id, reason=reason, now=ops.clock.now())
                 ops.engine.wake()
-                ended = stop_ladder(row.pid, grace=grace, job_id=row.job_id)
+                ended = stop_ladder(
+                    row.pid, grace=grace, job_id=row.job_id, store_id=ops.store.store_id()
+                )
+                if not ops.engine.status()["running"]:
+                    with contextlib.suppress(NotFound):
+                        ops.jobs._record_stopped(row.job_id, reason)
             elif leads_own_group(row.pid):
                 ended = stop_ladder(row.pid, grace=grace)
             else:

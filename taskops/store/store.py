@@ -10,6 +10,7 @@ transaction semantics.
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ class Store:
         self.url = url
         self._engine = sa.create_engine(url)
         self._is_sqlite = self._engine.dialect.name == "sqlite"
+        self._store_id: str | None = None
         if self._is_sqlite:
             _configure_sqlite(self._engine)
         self._migrate()
@@ -209,6 +211,20 @@ class Store:
             sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")
         ).first()
         return int(row.value) if row else 0
+
+    def store_id(self) -> str:
+        """A random identity of this store, made when it was created: job processes carry
+        it, so that job 12 of this site is never mistaken for job 12 of another."""
+        if self._store_id is None:
+            with self._write() as conn:
+                value = conn.execute(
+                    sa.select(t.meta.c.value).where(t.meta.c.key == "store_id")
+                ).scalar()
+                if value is None:
+                    value = uuid.uuid4().hex
+                    conn.execute(t.meta.insert().values(key="store_id", value=value))
+            self._store_id = str(value)
+        return self._store_id
 
     def schema_version(self) -> int:
         with self._read() as conn:

@@ -127,8 +127,9 @@ def eops(esite: Path) -> Iterator[taskops.TaskOps]:
         yield ops
         ops.engine.stop()
         job_ids = ops.store.job_ids()
+        store_id = ops.store.store_id()
     for job_id in job_ids:  # never leave a process behind, whatever the test did
-        for process in tagged_processes(job_id):
+        for process in tagged_processes(job_id, store_id):
             process.kill()
 
 

@@ -25,8 +25,9 @@ def demo(tmp_path: Path) -> Iterator[taskops.TaskOps]:
         yield ops
         ops.engine.stop()
         ids = ops.store.job_ids()
+        store_id = ops.store.store_id()
     for job_id in ids:
-        for process in tagged_processes(job_id):
+        for process in tagged_processes(job_id, store_id):
             process.kill()
 
 

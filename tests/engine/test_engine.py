@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -19,7 +20,8 @@ import taskops
 from taskops.engine.engine import Engine
 from taskops.errors import Conflict, InvalidInput, NotFound
 from taskops.inspect.processes import tagged_processes
-from taskops.model import MASK, JobState
+from taskops.inspect.sampler import RunspaceSampler
+from taskops.model import MASK, Availability, JobState, RunspaceState
 from taskops.testing import wait_for
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -134,12 +136,14 @@ def test_timeout_kills_the_whole_group_even_children_ignoring_sigterm(
 ) -> None:
     start_engine()
     job = eops.tasks.run("global.Stubborn")
-    wait_for(lambda: tagged_processes(job.id), what="the job's processes")
-    wait_for(lambda: len(tagged_processes(job.id)) >= 2, what="the child to start")
+    wait_for(lambda: tagged_processes(job.id, eops.store.store_id()), what="the job's processes")
+    wait_for(
+        lambda: len(tagged_processes(job.id, eops.store.store_id())) >= 2, what="the child to start"
+    )
     ended = wait_finished(eops, job.id)
     assert ended.state is JobState.TERMINATED
     assert "maximum runtime of 1 s" in (ended.error or "")
-    assert tagged_processes(job.id) == []
+    assert tagged_processes(job.id, eops.store.store_id()) == []
     assert [n.kind for n in eops.store.notifications()] == ["timeout"]
 
 
@@ -163,14 +167,17 @@ def test_stop_from_another_process_leaves_no_survivors(
     start_engine()
     eops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
     job = eops.tasks.run("global.Stubborn")
-    wait_for(lambda: len(tagged_processes(job.id)) >= 2, what="the job and its child")
+    wait_for(
+        lambda: len(tagged_processes(job.id, eops.store.store_id())) >= 2,
+        what="the job and its child",
+    )
     done = cli("jobs", "stop", str(job.id), site=esite)
     assert done.returncode == 0, done.stderr
     assert "Stopped" in done.stdout
     ended = eops.jobs.get(job.id)
     assert ended.state is JobState.STOPPED
     assert ended.stop_reason and "stopped by" in ended.stop_reason
-    assert tagged_processes(job.id) == []
+    assert tagged_processes(job.id, eops.store.store_id()) == []
     with pytest.raises(Conflict, match="ended already"):
         eops.jobs.stop(job.id)
     assert [r["action"] for r in eops.audit_log.records()][-2] == "job.stop"
@@ -305,12 +312,12 @@ def test_graceful_stop_stops_running_jobs_and_hands_the_lease_back(
     start_engine()
     job = eops.tasks.run("global.Stubborn")
     eops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
-    wait_for(lambda: tagged_processes(job.id), what="the job to run")
+    wait_for(lambda: tagged_processes(job.id, eops.store.store_id()), what="the job to run")
     assert eops.engine.status()["running"]
     eops.engine.stop()
     ended = eops.jobs.get(job.id)
     assert ended.state is JobState.STOPPED and ended.stop_reason == "engine shutdown"
-    assert tagged_processes(job.id) == []
+    assert tagged_processes(job.id, eops.store.store_id()) == []
     assert not eops.engine.status()["running"]
     assert "no engine is running" in eops.engine.status()["message"]
 
@@ -373,10 +380,46 @@ def test_stop_without_an_engine_signals_the_group_from_here(
     start_engine()
     eops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
     job = eops.tasks.run("global.Stubborn")
-    wait_for(lambda: len(tagged_processes(job.id)) >= 2, what="the job and its child")
+    wait_for(
+        lambda: len(tagged_processes(job.id, eops.store.store_id())) >= 2,
+        what="the job and its child",
+    )
     eops.engine.stop(stop_jobs=False)  # as after a crash: the job runs on, unwatched
-    assert tagged_processes(job.id) and not eops.engine.status()["running"]
+    assert tagged_processes(job.id, eops.store.store_id()) and not eops.engine.status()["running"]
     stopped = eops.jobs.stop(job.id)
     assert stopped.state is JobState.STOPPED
     assert "no engine was running" in (stopped.stop_reason or "")
-    assert tagged_processes(job.id) == []
+    assert tagged_processes(job.id, eops.store.store_id()) == []
+
+
+def test_runspaces_of_the_engine_and_its_workers_live_and_close(
+    eops: taskops.TaskOps, start_engine: Callable[..., Engine], wait_finished: Wait
+) -> None:
+    start_engine(sampler=RunspaceSampler(eops.store, interval=0.2))
+    (engine_space,) = eops.runspaces.list(kind="engine")
+    assert engine_space.pid == os.getpid() and engine_space.owner == "TaskEngine"
+    assert engine_space.state is RunspaceState.OPENED
+    with pytest.raises(Conflict, match="task engine"):
+        eops.runspaces.close(engine_space.id, str(engine_space.id))
+    eops.tasks.update("global.Slow", {"parameters": {"NAP": 30}})
+    job = eops.tasks.run("global.Slow")
+    worker = wait_for(
+        lambda: [r for r in eops.runspaces.list(kind="worker") if r.job_id == job.id],
+        what="the job's runspace",
+    )[0]
+    assert worker.availability is Availability.BUSY and worker.task_id == "global.Slow"
+    assert worker.pid == eops.jobs.get(job.id).pid
+    wait_for(lambda: eops.runspaces.get(worker.id).memory_mb, what="a memory sample")
+    wait_for(lambda: len(eops.runspaces.memory_history(worker.id)) >= 2, what="history")
+    diagnostics = eops.runspaces.diagnostics(worker.id)
+    assert diagnostics["environment"]["TASKOPS_JOB_ID"] == str(job.id)
+    with pytest.raises(Conflict, match="confirm"):
+        eops.runspaces.close(worker.id, "nope")
+    assert eops.jobs.get(job.id).state is JobState.RUNNING
+    eops.runspaces.close(worker.id, str(worker.id))
+    ended = wait_finished(eops, job.id)
+    assert ended.state is JobState.STOPPED
+    assert ended.stop_reason == f"runspace {worker.id} force-closed by alice"
+    assert eops.runspaces.get(worker.id).state is RunspaceState.CLOSED
+    eops.engine.stop()
+    assert eops.runspaces.get(engine_space.id).state is RunspaceState.CLOSED

@@ -92,13 +92,15 @@ def test_sigkilled_engine_restarted_adopts_survivors_and_fails_the_lost(
     survivor = eops.tasks.run("global.Slow")
     lost = eops.jobs.start(["sh", "-c", "sleep 60"])
     for job in (survivor, lost):
-        wait_for(lambda j=job: tagged_processes(j.id), what=f"job {job.id} to run")
+        wait_for(
+            lambda j=job: tagged_processes(j.id, eops.store.store_id()), what=f"job {job.id} to run"
+        )
     echo_runs = wait_for(
         lambda: len(eops.jobs.list(task="global.Echo")) >= 2 and eops.jobs.list(task="global.Echo"),
         what="Echo to run under the first engine",
     )
     first.kill()  # a crash: nothing is stopped, nothing recorded
-    for process in tagged_processes(lost.id):
+    for process in tagged_processes(lost.id, eops.store.store_id()):
         process.kill()  # this one dies while no engine watches
     assert eops.jobs.get(survivor.id).state is JobState.RUNNING
     start_engine(lease_ttl=2.0)  # takes the dead engine's lease at once
@@ -154,12 +156,15 @@ def test_sigterm_stops_running_jobs_before_the_engine_exits(
     wait_for(lambda: holder_pid(eops) == engine.pid, what="the engine to be active")
     eops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
     job = eops.tasks.run("global.Stubborn")
-    wait_for(lambda: len(tagged_processes(job.id)) >= 2, what="the job and its child")
+    wait_for(
+        lambda: len(tagged_processes(job.id, eops.store.store_id())) >= 2,
+        what="the job and its child",
+    )
     os.kill(engine.pid, signal.SIGTERM)
     assert engine.process.wait(20) == 0
     ended = eops.jobs.get(job.id)
     assert ended.state is JobState.STOPPED and ended.stop_reason == "engine shutdown"
-    assert tagged_processes(job.id) == []
+    assert tagged_processes(job.id, eops.store.store_id()) == []
     assert holder_pid(eops) is None
     assert "stopped" in engine.output()
 
