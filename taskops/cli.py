@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -472,6 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(exc, kind):
                 return code
         return 1
+    except BrokenPipeError:  # the reader went away (`taskops jobs list | head`)
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep exit from flushing again
+        return 0
     except OSError as exc:  # a folder that cannot be read or written, a full disk
         sys.stderr.write(f"taskops: error: {exc}\n")
         return 1

@@ -606,6 +606,12 @@ class Engine:
 
     def _finish(self, running: _Running) -> None:
         self._running.pop(running.job_id, None)
+        if running.stopping is None:
+            # stopped from elsewhere (a force-close signals the group itself) before this
+            # engine saw the request
+            requested = self.store.stop_requested(running.job_id)
+            if requested is not None:
+                running.stopping, running.stop_reason = "stop", requested
         files = running.files
         code = running.exit_code
         result = read_result(files)
