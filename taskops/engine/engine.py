@@ -606,7 +606,7 @@ class Engine:
 
     def _finish(self, running: _Running) -> None:
         self._running.pop(running.job_id, None)
-        if running.stopping is None:
+        if running.stopping in (None, "orphans"):
             # stopped from elsewhere (a force-close signals the group itself) before this
             # engine saw the request
             requested = self.store.stop_requested(running.job_id)

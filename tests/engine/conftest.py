@@ -145,17 +145,18 @@ def start_engine(eops: taskops.TaskOps) -> Callable[..., Engine]:
 
 def _cli(*args: str, site: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "taskops.cli", *args, "--site", str(site)],
+        [sys.executable, "-m", "taskops.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TASKOPS_SITE": str(site)},
     )
 
 
 @pytest.fixture
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``taskops ... --site SITE`` as another process, as an operator would."""
+    """Run ``taskops ...`` on the site (``$TASKOPS_SITE``) as another process, as an
+    operator would."""
     return _cli
 
 
