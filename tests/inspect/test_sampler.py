@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -24,50 +21,7 @@ from taskops.testing import FakeClock, wait_for
 
 MB = 1024 * 1024
 
-# allocates a known amount of memory (written to, so it is resident), then says it is ready
-CHILD = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-
-    data = b"x" * (int(sys.argv[2]) * 1024 * 1024)
-    Path(sys.argv[1]).write_text("ready")
-    while True:
-        time.sleep(0.2)
-    """
-)
-
 Spawn = Callable[..., subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Spawn]:
-    """Start python children in their own session, each holding ``mb`` MB, and wait until
-    they are ready; every one is killed (with its group) and reaped at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-
-    def start(mb: int = 0) -> subprocess.Popen[bytes]:
-        ready = tmp_path / f"ready-{len(started)}"
-        child = subprocess.Popen(
-            [sys.executable, str(script), str(ready), str(mb)],
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(child)
-        wait_for(ready.exists, timeout=15, what=f"child {child.pid} to be ready")
-        return child
-
-    try:
-        yield start
-    finally:
-        for child in started:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGKILL)
-            child.wait(timeout=10)
 
 
 @pytest.fixture
