@@ -106,8 +106,9 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
         _print_tasks(ops.tasks.list(), out)
         _warn_site_errors(ops)
     out.write(
-        f"\nNext: taskops tasks show <ID> --site {target}   "
-        f"(or in Python: taskops.open_site({str(target)!r}))\n"
+        f"\nNext: taskops engine --site {target}   (runs the tasks until Ctrl+C)\n"
+        f"      taskops jobs list --site {target}   (their jobs; or in Python: "
+        f"taskops.open_site({str(target)!r}))\n"
     )
 
 
