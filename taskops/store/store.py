@@ -3,8 +3,9 @@
 SQLite (the default, ``<data>/taskops.db``) runs in WAL mode with a busy timeout, and every
 write transaction starts with ``BEGIN IMMEDIATE``: a writer waits for the lock up front
 instead of failing with "database is locked" when a read transaction tries to upgrade.
-Readers never block writers. Any other SQLAlchemy URL (PostgreSQL) works with its own
-transaction semantics.
+Readers never block writers. Any other SQLAlchemy URL (PostgreSQL) works too: the rows a
+write reads before it decides (the engine lease, a job's state, a failure counter) are
+locked with ``SELECT ... FOR UPDATE``, which SQLite, serialized already, ignores.
 """
 
 from __future__ import annotations
@@ -569,7 +570,9 @@ class Store:
         flagged for its engine. Returns the job as it is after. Raises NotFound, or
         Conflict when the job has ended already."""
         with self._write() as conn:
-            row = conn.execute(sa.select(t.jobs.c.state).where(t.jobs.c.id == job_id)).first()
+            row = conn.execute(
+                sa.select(t.jobs.c.state).where(t.jobs.c.id == job_id).with_for_update()
+            ).first()
             if row is None:
                 raise NotFound(f"no job {job_id}")
             state = JobState(row.state)
@@ -681,7 +684,9 @@ class Store:
         Raises NotFound, or Conflict when it has not ended."""
         with self._write() as conn:
             row = conn.execute(
-                sa.select(t.jobs.c.state, t.jobs.c.removed_at).where(t.jobs.c.id == job_id)
+                sa.select(t.jobs.c.state, t.jobs.c.removed_at)
+                .where(t.jobs.c.id == job_id)
+                .with_for_update()
             ).first()
             if row is None or row.removed_at is not None:
                 raise NotFound(f"no job {job_id}")
@@ -742,9 +747,9 @@ class Store:
         a success)."""
         with self._write() as conn:
             current = conn.execute(
-                sa.select(t.task_runtime.c.consecutive_failures).where(
-                    t.task_runtime.c.task_id == task_id
-                )
+                sa.select(t.task_runtime.c.consecutive_failures)
+                .where(t.task_runtime.c.task_id == task_id)
+                .with_for_update()
             ).scalar()
             count = (int(current or 0) + 1) if failed else 0
             if current is None:
@@ -805,7 +810,7 @@ class Store:
         host = socket.gethostname()
         with self._write() as conn:
             row = conn.execute(
-                sa.select(t.engine_lease).where(t.engine_lease.c.name == _LEASE)
+                sa.select(t.engine_lease).where(t.engine_lease.c.name == _LEASE).with_for_update()
             ).first()
             if row is None:
                 conn.execute(
