@@ -201,9 +201,6 @@ class Engine:
         """True while this engine holds the lease (schedules and starts jobs)."""
         return self._active
 
-    def running_job_ids(self) -> list[int]:
-        return sorted(self._running)
-
     def start(self) -> None:
         """Run the loop in a background thread (returns at once)."""
         if self._thread is not None:

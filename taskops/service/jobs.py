@@ -102,10 +102,6 @@ class JobService:
         ``to_dict``). Raises NotFound."""
         return self._ops.store.get_job(_job_id(job_id))
 
-    def files(self, job_id: int | str) -> JobFiles:
-        job = self.get(job_id)
-        return JobFiles(self._ops.site.jobs_dir / str(job.id))
-
     def output(
         self,
         job_id: int | str,

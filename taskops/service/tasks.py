@@ -280,13 +280,6 @@ class TaskService:
             "message": message,
         }
 
-    def command(self, task_id: str) -> dict[str, Any]:
-        """What a job of the task runs (stored with the job): the script resolved inside the
-        site, how it runs (``python`` through the runner, else ``exec``), its folder,
-        parameters, environment and termination rules. Raises NotFound, InvalidInput."""
-        entry = self._entry(self._view(), task_id)
-        return self._command(entry)
-
     def _command(self, entry: _Entry) -> dict[str, Any]:
         site = self._ops.site
         script = site.resolve_script(entry.app, entry.spec["scriptPath"])

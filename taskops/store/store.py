@@ -774,15 +774,6 @@ class Store:
                 .values(consecutive_failures=0)
             )
 
-    def consecutive_failures(self, task_id: str) -> int:
-        with self._read() as conn:
-            value = conn.execute(
-                sa.select(t.task_runtime.c.consecutive_failures).where(
-                    t.task_runtime.c.task_id == task_id
-                )
-            ).scalar()
-        return int(value or 0)
-
     # -- the engine lease ------------------------------------------------------------------
 
     def lease(self) -> Lease | None:
