@@ -77,11 +77,7 @@ def _print_tasks(tasks: list[Task], out: TextIO) -> None:
 
 
 def _print_task(task: Task, out: TextIO) -> None:
-    data = task.to_dict()
-    width = max(len(k) for k in data)
-    for key, value in data.items():
-        shown = json.dumps(value) if isinstance(value, dict | list) else value
-        out.write(f"{key.ljust(width)}  {shown if shown is not None else '-'}\n")
+    _show(task.to_dict(), out)
 
 
 def _warn_site_errors(ops: TaskOps) -> None:
@@ -197,14 +193,18 @@ def _warn_no_engine(ops: TaskOps) -> None:
         sys.stderr.write(f"taskops: warning: {status['message']}\n")
 
 
+def _report_queued(ops: TaskOps, job: Job, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        _dump(job.to_dict(), out)
+    else:
+        out.write(f"Queued job {job.id} ({job.name})\n")
+    _warn_no_engine(ops)
+
+
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> None:
     with _open(args) as ops:
         job = ops.tasks.run(args.id)
-        if args.json:
-            _dump(job.to_dict(), out)
-        else:
-            out.write(f"Queued job {job.id} ({job.name})\n")
-        _warn_no_engine(ops)
+        _report_queued(ops, job, args.json, out)
 
 
 def _cmd_engine(args: argparse.Namespace, out: TextIO) -> None:
@@ -298,11 +298,7 @@ def _cmd_jobs_start(args: argparse.Namespace, out: TextIO) -> None:
     with _open(args) as ops:
         what: str | list[str] = command[0] if len(command) == 1 else command
         job = ops.jobs.start(what, owner=args.owner, name=args.name, app=args.app)
-        if args.json:
-            _dump(job.to_dict(), out)
-        else:
-            out.write(f"Queued job {job.id} ({job.name})\n")
-        _warn_no_engine(ops)
+        _report_queued(ops, job, args.json, out)
 
 
 def _cmd_runspaces_list(args: argparse.Namespace, out: TextIO) -> None:

@@ -477,18 +477,15 @@ class Engine:
             files.folder.mkdir(parents=True, exist_ok=True)
             with files.stderr.open("a", encoding="utf-8") as err:
                 err.write(message + "\n")
-        now = self.clock.now()
-        self.store.finish_job(
+        self._record_end(
             job_id,
+            task_id,
+            runspace_id,
+            files,
             state=JobState.FAILED,
-            ended_at=now,
             exit_code=None,
             error=message,
-            output_bytes=files.output_bytes(),
         )
-        if runspace_id is not None:
-            self.store.close_runspace(runspace_id, state=RunspaceState.BROKEN, now=now)
-        self._after_end(job_id, task_id, JobState.FAILED, message)
 
     def _track(self, running: _Running) -> None:
         self._running[running.job_id] = running
@@ -633,25 +630,50 @@ class Engine:
         else:
             state = JobState.FAILED
             error = error or error_from_output(files, code)
+        self._record_end(
+            running.job_id,
+            running.task_id,
+            running.runspace_id,
+            files,
+            state=state,
+            exit_code=code,
+            error=error,
+            stop_reason=stop_reason,
+        )
+
+    def _record_end(
+        self,
+        job_id: int,
+        task_id: str | None,
+        runspace_id: int | None,
+        files: JobFiles,
+        *,
+        state: JobState,
+        exit_code: int | None,
+        error: str | None,
+        stop_reason: str | None = None,
+    ) -> None:
+        """Record a job's end and close its worker runspace (Closed after a completed or
+        stopped job, else Broken); the failure rules follow when this call recorded it."""
         now = self.clock.now()
         recorded = self.store.finish_job(
-            running.job_id,
+            job_id,
             state=state,
             ended_at=now,
-            exit_code=code,
+            exit_code=exit_code,
             error=error,
             output_bytes=files.output_bytes(),
             stop_reason=stop_reason,
         )
-        if running.runspace_id is not None:
+        if runspace_id is not None:
             closed = (
                 RunspaceState.CLOSED
                 if state in (JobState.COMPLETED, JobState.STOPPED)
                 else RunspaceState.BROKEN
             )
-            self.store.close_runspace(running.runspace_id, state=closed, now=now, exit_code=code)
+            self.store.close_runspace(runspace_id, state=closed, now=now, exit_code=exit_code)
         if recorded:
-            self._after_end(running.job_id, running.task_id, state, error)
+            self._after_end(job_id, task_id, state, error)
 
     def _after_end(
         self, job_id: int, task_id: str | None, state: JobState, error: str | None
@@ -732,22 +754,15 @@ class Engine:
                     "the engine stopped while this job ran, and its process was gone when "
                     "the next engine started; its end was not seen"
                 )
-            self.store.finish_job(
+            self._record_end(
                 job.id,
+                job.task_id,
+                job.runspace_id,
+                files,
                 state=state,
-                ended_at=now,
                 exit_code=code,
                 error=error,
-                output_bytes=files.output_bytes(),
             )
-            if job.runspace_id is not None:
-                self.store.close_runspace(
-                    job.runspace_id,
-                    state=RunspaceState.CLOSED if code == 0 else RunspaceState.BROKEN,
-                    now=now,
-                    exit_code=code,
-                )
-            self._after_end(job.id, job.task_id, state, error)
 
     # -- retention ---------------------------------------------------------------------------
 
