@@ -119,6 +119,11 @@ def test_consecutive_failures_disable_the_task_with_audit_and_notification(
     disabled = [r for r in eops.audit_log.records() if r["action"] == "task.disable"]
     assert disabled[-1]["user"] == "taskops-engine"
     assert "2 consecutive failed runs" in disabled[-1]["details"]["reason"]
+    # the engine disables the task, then notifies: wait for the notification too
+    wait_for(
+        lambda: any(n.kind == "auto_disable" for n in eops.notifications.list()),
+        what="the auto-disable notification",
+    )
     kinds = [n.kind for n in eops.notifications.list()]
     assert kinds.count("failure") == 2 and "auto_disable" in kinds
     newest = eops.notifications.list()[0]
@@ -144,6 +149,8 @@ def test_timeout_kills_the_whole_group_even_children_ignoring_sigterm(
     assert ended.state is JobState.TERMINATED
     assert "maximum runtime of 1 s" in (ended.error or "")
     assert tagged_processes(job.id, eops.store.store_id()) == []
+    # the end is recorded first, the notification right after
+    wait_for(lambda: eops.store.notifications(), what="the timeout notification")
     assert [n.kind for n in eops.store.notifications()] == ["timeout"]
 
 
