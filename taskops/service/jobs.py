@@ -13,6 +13,7 @@ import shlex
 import socket
 import time
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +29,12 @@ if TYPE_CHECKING:
 __all__ = ["JobService"]
 
 STREAMS = ("stdout", "stderr")
+FAILED_STATES = (JobState.FAILED, JobState.TERMINATED)
+"""The states a quick stat counts as failed: an error, or killed by its timeout."""
 MAX_CHUNK = 1 << 20
 
 
-def _parse_states(state: str | JobState | Iterable[str | JobState]) -> list[JobState]:
+def parse_states(state: str | JobState | Iterable[str | JobState]) -> list[JobState]:
     values = [state] if isinstance(state, str) else list(state)
     out = []
     for value in values:
@@ -57,7 +60,7 @@ def _job_id(job_id: Any) -> int:
     raise NotFound(f"no job {job_id!r} (job ids are whole numbers)")
 
 
-def _offset(value: Any) -> int:
+def check_offset(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInput(
             f"offset must be a whole number >= 0, not {value!r}",
@@ -87,7 +90,7 @@ class JobService:
         """Jobs, newest first, without removed ones: filtered by state (any case, one or
         several), owner (any case), a text in the name or task id, and task id. Raises
         InvalidInput for an unknown state."""
-        states = _parse_states(state) if state is not None else None
+        states = parse_states(state) if state is not None else None
         return self._ops.store.list_jobs(
             states=states,
             owner=owner or None,
@@ -96,6 +99,23 @@ class JobService:
             limit=limit,
             offset=offset,
         )
+
+    def summary(self) -> dict[str, int]:
+        """The Jobs screen's quick stats: ``total`` (jobs listed, not removed), ``running``,
+        ``queued``, ``completedLastHour`` and ``failedLastHour`` (Failed or Terminated)."""
+        store = self._ops.store
+        hour_ago = self._ops.clock.now() - timedelta(hours=1)
+        return {
+            "total": store.count_jobs(),
+            "running": store.count_jobs(states=[JobState.RUNNING]),
+            "queued": store.count_jobs(states=[JobState.QUEUED]),
+            "completedLastHour": store.count_jobs(
+                states=[JobState.COMPLETED], ended_since=hour_ago, include_removed=True
+            ),
+            "failedLastHour": store.count_jobs(
+                states=FAILED_STATES, ended_since=hour_ago, include_removed=True
+            ),
+        }
 
     def get(self, job_id: int | str) -> Job:
         """The job with its context (owner, task, script, parameters; secrets masked in
@@ -119,7 +139,7 @@ class JobService:
                 f"stream must be stdout or stderr, not {stream!r}",
                 problems=[Problem(field="stream", message="must be stdout or stderr")],
             )
-        offset = _offset(offset)
+        offset = check_offset(offset)
         limit = max(1, min(int(limit), MAX_CHUNK))
         job = self.get(job_id)
         path = JobFiles(self._ops.site.jobs_dir / str(job.id)).stream(stream)

@@ -10,19 +10,18 @@ import getpass
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from taskops.audit import AuditLog
+from taskops.audit import ACTIONS, AuditLog
 from taskops.clock import Clock, SystemClock
 from taskops.errors import InvalidInput, Problem, TaskopsError
-from taskops.model import (
-    SiteError,
-)
+from taskops.model import RunspaceKind, SiteError
 from taskops.service.engine import EngineService
 from taskops.service.jobs import JobService
 from taskops.service.notifications import NotificationService
-from taskops.service.runspaces import RunspaceService
+from taskops.service.runspaces import RunspaceCloser, RunspaceService
 from taskops.service.settings import SettingsService
 from taskops.service.tasks import TaskService
 from taskops.settings import Settings
@@ -55,6 +54,7 @@ class TaskOps:
         self.catalog = Catalog(site)
         self._settings = Settings(site.settings_file)
         self.audit_log = AuditLog(site.audit_log)
+        self._runspace_closers: dict[RunspaceKind, RunspaceCloser] = {}
         self.tasks = TaskService(self)
         self.settings = SettingsService(self)
         self.jobs = JobService(self)
@@ -96,6 +96,67 @@ class TaskOps:
         """Problems in the site's files: YAML, task fields, settings overrides."""
         return self.tasks._view().errors
 
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """The quick stats of each screen: ``tasks``, ``jobs``, ``runspaces`` (see the
+        ``summary()`` of each) and ``engine`` (whether one holds the site's lease)."""
+        return {
+            "tasks": self.tasks.summary(),
+            "jobs": self.jobs.summary(),
+            "runspaces": self.runspaces.summary(),
+            "engine": self.engine.status(),
+        }
+
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        action: str | None = None,
+        user: str | None = None,
+        target: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Audit records newest first (``time, user, action, target, details, result`` and
+        ``error`` on failure), filtered by an aware ``since``, an exact ``action``, ``user``
+        and ``target``; at most ``limit`` (1 to 1000) after skipping ``offset``. Raises
+        InvalidInput for an unknown action, a naive ``since`` or a bad limit or offset."""
+        if action is not None and action not in ACTIONS:
+            raise InvalidInput(
+                f"unknown audit action {action!r} (known: {', '.join(sorted(ACTIONS))})",
+                problems=[Problem(field="action", message="unknown action")],
+            )
+        if since is not None and since.tzinfo is None:
+            raise InvalidInput(
+                "since must have a timezone",
+                problems=[Problem(field="since", message="must have a timezone")],
+            )
+        for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
+            high = 1000 if name == "limit" else None
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < low
+                or (high is not None and value > high)
+            ):
+                span = f"from {low} to {high}" if high is not None else f">= {low}"
+                raise InvalidInput(
+                    f"{name} must be a whole number {span}, not {value!r}",
+                    problems=[Problem(field=name, message=f"must be a whole number {span}")],
+                )
+        chosen: list[dict[str, Any]] = []
+        for record in self.audit_log.records():
+            if action is not None and record.get("action") != action:
+                continue
+            if user is not None and record.get("user") != user:
+                continue
+            if target is not None and record.get("target") != target:
+                continue
+            if since is not None and not _at_or_after(record.get("time"), since):
+                continue
+            chosen.append(record)
+        chosen.reverse()
+        return chosen[offset : offset + limit]
+
     @property
     def timezone(self) -> str:
         """The site's timezone: a schedule without one of its own runs in it."""
@@ -130,6 +191,14 @@ class TaskOps:
             target=target,
             details={**(details or {}), **extra},
         )
+
+
+def _at_or_after(text: Any, since: datetime) -> bool:
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return False
+    return when.tzinfo is not None and when >= since
 
 
 def _default_user() -> str:

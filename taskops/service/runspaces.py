@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["RunspaceService"]
 
 KEEP_CLOSED = timedelta(days=1)
+
+RunspaceCloser = Callable[[Runspace], str]
+"""Ends a runspace's process another way than by signals; see ``set_closer``."""
 """How long a closed runspace stays listed with ``include_closed``."""
 
 E = TypeVar("E", bound=StrEnum)
@@ -142,6 +146,19 @@ class RunspaceService:
             and (least is None or space.age_seconds >= least)
         ]
 
+    def summary(self) -> dict[str, Any]:
+        """The Runspaces screen's quick stats: ``total`` (live), ``opened``, ``busy``,
+        ``broken`` (in the last day) and ``totalMemoryMB`` (of the live ones sampled)."""
+        spaces = self.list(include_closed=True)
+        live = [space for space in spaces if space.state.live]
+        return {
+            "total": len(live),
+            "opened": sum(1 for space in live if space.state is RunspaceState.OPENED),
+            "busy": sum(1 for space in live if space.availability is Availability.BUSY),
+            "broken": sum(1 for space in spaces if space.state is RunspaceState.BROKEN),
+            "totalMemoryMB": round(sum(space.memory_mb or 0.0 for space in live), 1),
+        }
+
     def get(self, runspace_id: int | str) -> Runspace:
         """The runspace with its last sample. Raises NotFound (also for an id that is not
         a whole number)."""
@@ -187,6 +204,18 @@ class RunspaceService:
         }
 
     # -- force-close -----------------------------------------------------------------------
+
+    def set_closer(self, kind: RunspaceKind, closer: RunspaceCloser | None) -> None:
+        """Close runspaces of ``kind`` with ``closer`` instead of signalling their process
+        (the server closes its kernels through the kernel manager). ``closer`` gets the
+        runspace after every check of ``close`` passed, blocks until its process is gone
+        and returns how it ended (as ``stop_ladder`` does: ``"term"``, ``"kill"``,
+        ``"gone"``); it may raise Conflict. None removes it. Shared by
+        every ``as_user`` view of the same ``TaskOps``."""
+        if closer is None:
+            self._ops._runspace_closers.pop(kind, None)
+        else:
+            self._ops._runspace_closers[kind] = closer
 
     def close(
         self,
@@ -242,7 +271,10 @@ class RunspaceService:
                     f"runspace {row.id}: process changed or gone (pid {row.pid}); "
                     "nothing was signalled"
                 )
-            if row.kind == RunspaceKind.WORKER.value and row.job_id is not None:
+            closer = ops._runspace_closers.get(RunspaceKind(row.kind))
+            if closer is not None:
+                ended = closer(self._runspace(row, ops.clock.now()))
+            elif row.kind == RunspaceKind.WORKER.value and row.job_id is not None:
                 reason = f"runspace {row.id} force-closed by {ops.user}"
                 # the job may have ended (or been deleted) meanwhile; its process goes anyway
                 with contextlib.suppress(Conflict, NotFound):

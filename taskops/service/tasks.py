@@ -12,7 +12,7 @@ import builtins
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,9 @@ from taskops.model import (
     SiteError,
     Task,
     TaskStatus,
+    iso,
 )
+from taskops.service.jobs import FAILED_STATES, check_offset, parse_states
 from taskops.site import CatalogSnapshot, DefaultTask
 from taskops.spec import (
     TERMINATION_FIELDS,
@@ -240,15 +242,99 @@ class TaskService:
             tasks = [task for task in tasks if task.status == wanted_status]
         return tasks
 
+    def summary(self) -> dict[str, int]:
+        """The Tasks screen's quick stats: ``total``, ``enabled``, ``running`` and
+        ``failed24h`` (tasks with a Failed or Terminated run that ended in the last 24 h)."""
+        tasks = self.list()
+        since = self._ops.clock.now() - timedelta(hours=24)
+        return {
+            "total": len(tasks),
+            "enabled": sum(1 for task in tasks if task.enabled),
+            "running": sum(1 for task in tasks if task.status == TaskStatus.RUNNING),
+            "failed24h": self._ops.store.count_tasks_with_jobs(
+                states=FAILED_STATES, ended_since=since
+            ),
+        }
+
     def get(self, task_id: str) -> Task:
         """Raises NotFound."""
         view = self._view()
         return self._tasks(view, [self._entry(view, task_id)])[0]
 
-    def history(self, task_id: str, *, limit: int = 20) -> builtins.list[Job]:
-        """The task's most recent runs, newest first. Raises NotFound."""
+    def history(
+        self,
+        task_id: str,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        state: str | JobState | Iterable[str | JobState] | None = None,
+    ) -> builtins.list[Job]:
+        """The task's runs, newest first: at most ``limit`` (1 to 1000) after skipping
+        ``offset``, only those in ``state`` (any case, one or several) when given.
+        Raises NotFound, InvalidInput for a bad limit, offset or state."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInput(
+                f"limit must be a whole number from 1 to 1000, not {limit!r}",
+                problems=[Problem(field="limit", message="must be a whole number from 1 to 1000")],
+            )
+        states = parse_states(state) if state is not None else None
         self._entry(self._view(), task_id)
-        return self._ops.store.jobs_of_task(task_id, limit=limit)
+        return self._ops.store.jobs_of_task(
+            task_id, limit=limit, offset=check_offset(offset), states=states
+        )
+
+    def preview_schedule(
+        self,
+        expression: str,
+        timezone: str | None = None,
+        *,
+        count: int = 5,
+        start: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """What a cron builder shows while the user types: ``{"valid", "expression",
+        "timezone", "text", "nextRuns", "error", "problems"}``. ``nextRuns`` are the next
+        ``count`` (0 to 100) fire times after ``start`` (an aware datetime or ISO text;
+        default now) as ISO text in the schedule's timezone (default the site's). An
+        invalid expression or timezone is not an error here: ``valid`` is False and
+        ``error`` and ``problems`` (field -> message) say why. Raises InvalidInput for a
+        bad ``count`` or ``start``."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100:
+            raise InvalidInput(
+                f"count must be a whole number from 0 to 100, not {count!r}",
+                problems=[Problem(field="count", message="must be a whole number from 0 to 100")],
+            )
+        begin = _aware_start(start) if start is not None else self._ops.clock.now()
+        zone = self._ops.timezone if timezone is None or timezone == "" else timezone
+        answer: dict[str, Any] = {"expression": expression, "timezone": zone}
+        try:
+            schedule = _schedule(expression, zone)
+        except InvalidInput as exc:
+            return {
+                **answer,
+                "valid": False,
+                "text": None,
+                "nextRuns": [],
+                "error": exc.message,
+                "problems": exc.fields(),
+            }
+        except TypeError:  # an unhashable expression or timezone (a list from JSON)
+            return {
+                **answer,
+                "valid": False,
+                "text": None,
+                "nextRuns": [],
+                "error": "schedule and timezone must be text",
+                "problems": {},
+            }
+        return {
+            **answer,
+            "expression": schedule.expression,
+            "valid": True,
+            "text": schedule.describe(),
+            "nextRuns": [iso(t) for t in schedule.next_runs(count, start=begin)],
+            "error": None,
+            "problems": {},
+        }
 
     def export(self, task_id: str) -> dict[str, Any]:
         """The task's configuration with the YAML/JSON keys plus ``app``; secret values are
@@ -603,3 +689,19 @@ def _parse_status(status: str | TaskStatus) -> TaskStatus:
         f"unknown status {status!r} (known: {', '.join(s.value for s in TaskStatus)})",
         problems=[Problem(field="status", message="unknown status")],
     )
+
+
+def _aware_start(value: datetime | str) -> datetime:
+    """``value`` as an aware datetime. Raises InvalidInput."""
+    parsed: datetime | None = value if isinstance(value, datetime) else None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidInput(
+            f"start must be an ISO 8601 time with its offset, not {value!r}",
+            problems=[Problem(field="start", message="must be an ISO 8601 time with an offset")],
+        )
+    return parsed

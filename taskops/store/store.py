@@ -412,15 +412,26 @@ class Store:
             raise NotFound(f"no job {job_id}")
         return _job(row._mapping)
 
-    def jobs_of_task(self, task_id: str, *, limit: int = 20) -> list[Job]:
-        """The task's most recent jobs, newest first."""
+    def jobs_of_task(
+        self,
+        task_id: str,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        states: Iterable[JobState] | None = None,
+    ) -> list[Job]:
+        """The task's jobs, newest first (removed ones too: they are its history), in the
+        given states when ``states`` is given, skipping ``offset`` and at most ``limit``."""
+        query = sa.select(t.jobs).where(t.jobs.c.task_id == task_id)
+        if states is not None:
+            query = query.where(t.jobs.c.state.in_([s.value for s in states]))
+        query = (
+            query.order_by(t.jobs.c.queued_at.desc(), t.jobs.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(t.jobs)
-                .where(t.jobs.c.task_id == task_id)
-                .order_by(t.jobs.c.queued_at.desc(), t.jobs.c.id.desc())
-                .limit(limit)
-            ).all()
+            rows = conn.execute(query).all()
         return [_job(row._mapping) for row in rows]
 
     def task_run_summaries(self) -> dict[str, TaskRunSummary]:
@@ -639,6 +650,35 @@ class Store:
                 .group_by(t.jobs.c.task_id)
             ).all()
         return {row.task_id: int(row.n) for row in rows}
+
+    def count_jobs(
+        self,
+        *,
+        states: Iterable[JobState] | None = None,
+        ended_since: datetime | None = None,
+        include_removed: bool = False,
+    ) -> int:
+        """How many jobs are in ``states`` (all when None), ended at or after
+        ``ended_since`` when given; removed ones only with ``include_removed``."""
+        query = sa.select(sa.func.count()).select_from(t.jobs)
+        if states is not None:
+            query = query.where(t.jobs.c.state.in_([s.value for s in states]))
+        if ended_since is not None:
+            query = query.where(t.jobs.c.ended_at >= ended_since)
+        if not include_removed:
+            query = query.where(t.jobs.c.removed_at.is_(None))
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def count_tasks_with_jobs(self, *, states: Iterable[JobState], ended_since: datetime) -> int:
+        """How many tasks have a job in ``states`` that ended at or after ``ended_since``."""
+        query = sa.select(sa.func.count(sa.distinct(t.jobs.c.task_id))).where(
+            t.jobs.c.task_id.is_not(None),
+            t.jobs.c.state.in_([s.value for s in states]),
+            t.jobs.c.ended_at >= ended_since,
+        )
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def list_jobs(
         self,
