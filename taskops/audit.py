@@ -78,7 +78,10 @@ class AuditLog:
         }
         if error is not None:
             record["error"] = error
-        line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode("utf-8")
+        # a lone surrogate (from a client's "\ud800") becomes the JSON escape "\ud800" again
+        line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode(
+            "utf-8", "backslashreplace"
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:

@@ -1,6 +1,9 @@
 """The ``taskops`` command.
 
-    taskops demo [--dir DIR]                     create the demo site and list its tasks
+    taskops demo [--dir DIR] [--create-only] [serve options]
+                                                 create the demo site when missing, serve it
+    taskops serve [--site DIR] [--ip 127.0.0.1] [--port 8765] [--token T] [--no-browser]
+                                                 REST API + engine + dashboard until SIGTERM
     taskops tasks list [--site DIR] [--app A] [--enabled|--disabled] [--status S]
                        [--search TEXT] [--json]
     taskops tasks show|enable|disable|delete|restore|export ID [--site DIR] [--json]
@@ -92,7 +95,7 @@ def _open(args: argparse.Namespace) -> TaskOps:
     return open_site(site)
 
 
-def _cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from taskops.demo import create_demo_site
 
     target = Path(args.dir).expanduser()
@@ -101,10 +104,37 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> None:
     with open_site(target) as ops:
         _print_tasks(ops.tasks.list(), out)
         _warn_site_errors(ops)
-    out.write(
-        f"\nNext: taskops engine --site {target}   (runs the tasks until Ctrl+C)\n"
-        f"      taskops jobs list --site {target}   (their jobs; or in Python: "
-        f"taskops.open_site({str(target)!r}))\n"
+    if args.create_only:
+        out.write(
+            f"\nNext: taskops serve --site {target}   (API, engine and dashboard until Ctrl+C)\n"
+            f"      taskops jobs list --site {target}   (their jobs; or in Python: "
+            f"taskops.open_site({str(target)!r}))\n"
+        )
+        return 0
+    out.write("\n")
+    return _serve(target, args, out)
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    site = args.site or os.environ.get("TASKOPS_SITE")
+    if not site:
+        raise InvalidInput("no site: give --site DIR or set TASKOPS_SITE")
+    path = Path(site).expanduser()
+    if not path.is_dir():
+        raise InvalidInput(f"no site folder at {path}")
+    return _serve(path, args, out)
+
+
+def _serve(site: Path, args: argparse.Namespace, out: TextIO) -> int:
+    from taskops.server.serve import serve
+
+    return serve(
+        site,
+        ip=args.ip,
+        port=args.port,
+        token=args.token,
+        open_browser=not args.no_browser,
+        out=out,
     )
 
 
@@ -353,9 +383,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskops", description="The taskops console.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="create the demo site and list its tasks")
+    serving = argparse.ArgumentParser(add_help=False)
+    serving.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serving.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    serving.add_argument(
+        "--token", help="the login token (default: $TASKOPS_TOKEN, else a random one, printed)"
+    )
+    serving.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+    demo = commands.add_parser(
+        "demo", parents=[serving], help="create the demo site when missing, and serve it"
+    )
     demo.add_argument("--dir", default="taskops-demo", help="where (default ./taskops-demo)")
+    demo.add_argument(
+        "--create-only", action="store_true", help="create the site and list its tasks; no server"
+    )
     demo.set_defaults(func=_cmd_demo)
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[serving],
+        help="serve a site: REST API, engine and dashboard in one jupyter-server",
+    )
+    serve.add_argument("--site", help="the site folder (default: $TASKOPS_SITE)")
+    serve.set_defaults(func=_cmd_serve)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--site", help="the site folder (default: $TASKOPS_SITE)")
@@ -463,7 +514,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        args.func(args, sys.stdout)
+        status = args.func(args, sys.stdout)
     except TaskopsError as exc:
         sys.stderr.write(f"taskops: error: {exc}\n")
         for kind, code in EXIT_CODES:
@@ -477,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a folder that cannot be read or written, a full disk
         sys.stderr.write(f"taskops: error: {exc}\n")
         return 1
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

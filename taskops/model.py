@@ -47,6 +47,25 @@ MASK = "********"
 _SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.IGNORECASE)
 
 
+MAX_ID = 2**63 - 1
+"""The largest id or offset a store holds (a signed 64-bit integer)."""
+
+
+def parse_id(value: object) -> int | None:
+    """An id (or count) from an int or a text of ASCII digits, within ``0..MAX_ID``; None
+    for anything else (a bool, ``"²"``, a number past what a store holds)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+            return None
+        value = int(text)
+    if isinstance(value, int) and 0 <= value <= MAX_ID:
+        return value
+    return None
+
+
 def is_secret_key(key: str) -> bool:
     """True when a key looks like it holds a secret (``*PASSWORD*``, ``*SECRET*``, ...)."""
     return bool(_SECRET_KEY.search(key))

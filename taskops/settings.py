@@ -10,6 +10,7 @@ another process never reads half of it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import threading
@@ -50,7 +51,10 @@ class SettingSpec:
                 raise bad(f"must be a string, not {type(value).__name__} {value!r}")
             value = value.strip()
             if self.url and value:
-                parts = urlsplit(value)
+                try:
+                    parts = urlsplit(value)
+                except ValueError as exc:  # "http://[::1": an unclosed IPv6 address
+                    raise bad(f"is not a valid URL ({exc}): {value!r}") from exc
                 if parts.scheme not in ("http", "https") or not parts.netloc:
                     raise bad(f"must be an http:// or https:// URL (or empty), not {value!r}")
             return value
@@ -66,6 +70,8 @@ class SettingSpec:
             value = int(value)
         else:
             value = float(value)
+            if not math.isfinite(value):
+                raise bad(f"must be a finite number, not {value}")
         if self.low is not None and value < self.low:
             raise bad(f"must be at least {self.low:g}, not {value}")
         if self.high is not None and value > self.high:

@@ -32,14 +32,14 @@ def run(*args: str, site: Path | None = None, check: int = 0) -> subprocess.Comp
 @pytest.mark.slow
 def test_demo_creates_the_site_and_lists_its_tasks(tmp_path: Path) -> None:
     target = tmp_path / "demo"
-    first = run("demo", "--dir", str(target))
+    first = run("demo", "--create-only", "--dir", str(target))
     assert "Created the demo site" in first.stdout
     assert "NEXT RUN" in first.stdout
     assert (target / "config" / "tasks.yaml").is_file()
     assert first.stderr == ""  # the demo site has no errors
     rows = [line for line in first.stdout.splitlines() if "." in line.split("  ")[0]]
     assert len(rows) >= 6
-    second = run("demo", "--dir", str(target))
+    second = run("demo", "--create-only", "--dir", str(target))
     assert "Using the demo site" in second.stdout
 
     listed = json.loads(run("tasks", "list", "--json", "--site", str(target)).stdout)
@@ -107,12 +107,12 @@ def test_demo_refuses_a_folder_that_holds_something_else(tmp_path: Path) -> None
     target = tmp_path / "busy"
     target.mkdir()
     (target / "notes.txt").write_text("mine")
-    done = run("demo", "--dir", str(target), check=1)
+    done = run("demo", "--create-only", "--dir", str(target), check=1)
     assert "not empty" in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
 
     a_file = tmp_path / "plain.txt"
     a_file.write_text("x")
-    done = run("demo", "--dir", str(a_file), check=1)
+    done = run("demo", "--create-only", "--dir", str(a_file), check=1)
     assert "it is a file" in done.stderr and "Traceback" not in done.stderr
     assert a_file.read_text() == "x"

@@ -107,13 +107,21 @@ class ProcessUsage:
     handle_count: int | None
 
 
-def read_usage(process: psutil.Process) -> ProcessUsage:
+def read_usage(process: psutil.Process, *, with_children: bool = False) -> ProcessUsage:
     """Resident memory (MB), threads and open handles (file descriptors on POSIX) in one
-    ``oneshot()`` read. Raises ``psutil.NoSuchProcess`` when the process has ended."""
+    ``oneshot()`` read; ``with_children`` adds the resident memory of its descendants (a
+    kernel's subprocesses). Raises ``psutil.NoSuchProcess`` when the process has ended."""
     with process.oneshot():
         rss = _readable(lambda: process.memory_info().rss)
         threads = _readable(process.num_threads)
         handles = _readable(lambda: _open_handles(process))
+        children = _readable(lambda: process.children(recursive=True)) if with_children else []
+    if rss is not None:
+        for child in children or []:
+            try:
+                rss += child.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue  # ended meanwhile, or not ours to read: counted as nothing
     return ProcessUsage(
         memory_mb=round(rss / _MB, 2) if rss is not None else None,
         thread_count=threads,

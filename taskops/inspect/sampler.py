@@ -240,7 +240,7 @@ class RunspaceSampler:
             self._ended(row, now)
             return None
         try:
-            usage = read_usage(process)
+            usage = read_usage(process, with_children=row.kind == RunspaceKind.KERNEL.value)
         except psutil.NoSuchProcess:  # ended while we read it
             self._ended(row, now)
             return None

@@ -21,7 +21,7 @@ from taskops.cron import load_timezone
 from taskops.engine.executor import JobFiles, job_name
 from taskops.errors import Conflict, InvalidInput, NotFound, Problem
 from taskops.inspect.processes import STOP_GRACE_SECONDS, is_same_process, stop_ladder
-from taskops.model import GLOBAL_APP, Job, JobOwner, JobState, RunspaceState
+from taskops.model import GLOBAL_APP, MAX_ID, Job, JobOwner, JobState, RunspaceState, parse_id
 
 if TYPE_CHECKING:
     from taskops.service.ops import TaskOps
@@ -51,20 +51,18 @@ def parse_states(state: str | JobState | Iterable[str | JobState]) -> list[JobSt
 
 
 def _job_id(job_id: Any) -> int:
-    if isinstance(job_id, bool):
-        raise NotFound(f"no job {job_id!r}")
-    if isinstance(job_id, int):
-        return job_id
-    if isinstance(job_id, str) and job_id.strip().isdigit():
-        return int(job_id)
-    raise NotFound(f"no job {job_id!r} (job ids are whole numbers)")
+    number = parse_id(job_id)
+    if number is None:
+        raise NotFound(f"no job {job_id!r} (job ids are whole numbers)")
+    return number
 
 
-def check_offset(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+def check_offset(value: Any, field: str = "offset") -> int:
+    """A whole number from 0 to ``MAX_ID``. Raises InvalidInput naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
         raise InvalidInput(
-            f"offset must be a whole number >= 0, not {value!r}",
-            problems=[Problem(field="offset", message="must be a whole number >= 0")],
+            f"{field} must be a whole number >= 0, not {value!r}",
+            problems=[Problem(field=field, message="must be a whole number >= 0")],
         )
     return value
 
@@ -97,7 +95,7 @@ class JobService:
             search=search.strip() if search else None,
             task_id=task,
             limit=limit,
-            offset=offset,
+            offset=check_offset(offset),
         )
 
     def summary(self) -> dict[str, int]:

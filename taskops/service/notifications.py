@@ -6,8 +6,8 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING
 
-from taskops.errors import InvalidInput, Problem
 from taskops.model import Notification
+from taskops.service.jobs import check_offset
 
 if TYPE_CHECKING:
     from taskops.service.ops import TaskOps
@@ -26,9 +26,5 @@ class NotificationService:
         newest first, at most ``limit``. Raises InvalidInput for a negative or non-integer
         id or limit."""
         for field, value in (("after_id", after_id), ("limit", limit)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInput(
-                    f"{field} must be a whole number >= 0, not {value!r}",
-                    problems=[Problem(field=field, message="must be a whole number >= 0")],
-                )
+            check_offset(value, field)
         return self._ops.store.notifications(after_id=after_id, limit=limit)

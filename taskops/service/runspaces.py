@@ -14,7 +14,7 @@ import contextlib
 import math
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from taskops.errors import Conflict, InvalidInput, NotFound, Problem
 from taskops.inspect.diagnostics import leads_own_group, read_diagnostics, stop_process
 from taskops.inspect.processes import STOP_GRACE_SECONDS, is_same_process, stop_ladder
-from taskops.model import Availability, Runspace, RunspaceKind, RunspaceState, iso
+from taskops.inspect.sampler import DiscoveredProcess, RunspaceSampler, RunspaceSource
+from taskops.model import Availability, Runspace, RunspaceKind, RunspaceState, iso, parse_id
 from taskops.store.store import RunspaceRow
 
 if TYPE_CHECKING:
     from taskops.service.ops import TaskOps
 
-__all__ = ["RunspaceService"]
+__all__ = ["DiscoveredProcess", "RunspaceCloser", "RunspaceService", "RunspaceSource"]
 
 KEEP_CLOSED = timedelta(days=1)
 
@@ -57,13 +58,10 @@ def _parse_enum(value: Any, kind: type[E], field: str) -> E:
 
 def _runspace_id(value: Any) -> int:
     """A runspace id from an int or a text of digits. Raises NotFound otherwise."""
-    if isinstance(value, bool):
+    number = parse_id(value)
+    if number is None:
         raise NotFound(f"no runspace {value!r} (runspace ids are whole numbers)")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise NotFound(f"no runspace {value!r} (runspace ids are whole numbers)")
+    return number
 
 
 def _min_age(value: Any) -> float:
@@ -158,6 +156,13 @@ class RunspaceService:
             "broken": sum(1 for space in spaces if space.state is RunspaceState.BROKEN),
             "totalMemoryMB": round(sum(space.memory_mb or 0.0 for space in live), 1),
         }
+
+    def sampler(
+        self, *, sources: Sequence[RunspaceSource] = (), interval: float = 2.0
+    ) -> RunspaceSampler:
+        """A runspace sampler for this site that is not an engine's (a server that hosts no
+        engine still samples its kernels): call ``start()`` and ``stop()`` on it."""
+        return RunspaceSampler(self._ops.store, sources=sources, interval=interval)
 
     def get(self, runspace_id: int | str) -> Runspace:
         """The runspace with its last sample. Raises NotFound (also for an id that is not

@@ -326,12 +326,19 @@ class TaskService:
                 "error": "schedule and timezone must be text",
                 "problems": {},
             }
+        try:
+            runs = schedule.next_runs(count, start=begin)
+        except OverflowError as exc:  # a start near year 1 or 9999
+            raise InvalidInput(
+                f"start is too close to the ends of the calendar: {iso(begin)}",
+                problems=[Problem(field="start", message="out of range")],
+            ) from exc
         return {
             **answer,
             "expression": schedule.expression,
             "valid": True,
             "text": schedule.describe(),
-            "nextRuns": [iso(t) for t in schedule.next_runs(count, start=begin)],
+            "nextRuns": [iso(t) for t in runs],
             "error": None,
             "problems": {},
         }

@@ -116,7 +116,11 @@ def test_consecutive_failures_disable_the_task_with_audit_and_notification(
         what="the task to be disabled",
     )
     assert task.status.value == "Disabled"
-    disabled = [r for r in eops.audit_log.records() if r["action"] == "task.disable"]
+    # the audit line is written once the change is made: wait for it too
+    disabled = wait_for(
+        lambda: [r for r in eops.audit_log.records() if r["action"] == "task.disable"],
+        what="the task.disable audit line",
+    )
     assert disabled[-1]["user"] == "taskops-engine"
     assert "2 consecutive failed runs" in disabled[-1]["details"]["reason"]
     # the engine disables the task, then notifies: wait for the notification too

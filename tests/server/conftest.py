@@ -1,0 +1,288 @@
+"""The API on a real jupyter-server: in-process for handler tests (``jp_fetch``), and as a
+``taskops serve`` subprocess on a free local port for the whole path.
+
+Two identities everywhere: ``alice`` holds ``system_admin``, ``bob`` is logged in without
+it (``taskops.server.testing.TokenUsers`` maps a token to each).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# pytest-jupyter's fixtures and async-test hooks, for the tests in this folder only
+from pytest_jupyter.jupyter_core import *  # noqa: F403
+from pytest_jupyter.jupyter_server import *  # noqa: F403
+
+from taskops.demo import create_demo_site
+from taskops.testing import make_site, wait_for
+
+API = "/apps/WebHostTaskManagement/api/v1"
+ADMIN_TOKEN = "alice-token-0123456789"
+OTHER_TOKEN = "bob-token-9876543210"
+
+SCRIPTS = {
+    "tasks/echo.sh": '#!/bin/sh\necho "hello from $TASKOPS_JOB_ID"\necho "oops" >&2\n',
+    "tasks/slow.sh": '#!/bin/sh\necho "start"\nwhile true; do echo tick; sleep 0.2; done\n',
+    "tasks/fails.sh": '#!/bin/sh\necho "vault file is corrupt" >&2\nexit 3\n',
+}
+
+TASKS: dict[str, list[dict[str, Any]]] = {
+    "global": [
+        {
+            "name": "Echo",
+            "description": "Say hello",
+            "schedule": "0 3 * * *",
+            "scriptPath": "tasks/echo.sh",
+            "environment": {"API_TOKEN": "s3cr3t-value"},
+        },
+        {
+            "name": "Slow",
+            "description": "Runs until stopped",
+            "schedule": "0 4 * * *",
+            "scriptPath": "tasks/slow.sh",
+            "enabled": False,
+        },
+        {
+            "name": "Fails",
+            "description": "Always fails",
+            "schedule": "0 5 * * *",
+            "scriptPath": "tasks/fails.sh",
+        },
+    ],
+    "vault": [
+        {
+            "name": "Backup",
+            "description": "Back up the vault",
+            "schedule": "30 2 * * *",
+            "scriptPath": "tasks/echo.sh",
+        }
+    ],
+}
+
+
+def identity_config() -> dict[str, Any]:
+    """Server config with the two identities and the role mapping."""
+    return {
+        "ServerApp": {"identity_provider_class": "taskops.server.testing.TokenUsers"},
+        "TokenUsers": {"users": {ADMIN_TOKEN: "alice", OTHER_TOKEN: "bob"}},
+        "TaskopsApp": {"roles": {"alice": ["system_admin"]}, "default_roles": []},
+    }
+
+
+def build_site(root: Path) -> Path:
+    make_site(root, TASKS, timezone="UTC", scripts=False)
+    for rel, text in SCRIPTS.items():
+        for app_dir in (root, root / "apps" / "vault"):
+            path = app_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            path.chmod(0o755)
+    return root
+
+
+# -- in-process server (jp_fetch) ----------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _keep_taskops_environment() -> Iterator[None]:
+    """The extension publishes its site to its kernels through ``TASKOPS_*`` variables of
+    the server's process: in-process servers must not leave them to later tests."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("TASKOPS_")}
+    for key in before:
+        del os.environ[key]
+    yield
+    for key in [k for k in os.environ if k.startswith("TASKOPS_")]:
+        del os.environ[key]
+    os.environ.update(before)
+
+
+@pytest.fixture
+def api_site(tmp_path: Path) -> Path:
+    return build_site(tmp_path / "site")
+
+
+@pytest.fixture
+def identity() -> str:
+    """How the in-process server is set up: ``two-users`` (alice and bob, the default),
+    ``single-user`` (jupyter-server's own token, no role mapping) or ``no-site``. Override
+    with ``@pytest.mark.parametrize("identity", [...])``."""
+    return "two-users"
+
+
+@pytest.fixture
+def jp_server_config(api_site: Path, identity: str) -> dict[str, Any]:
+    config: dict[str, Any] = (
+        identity_config() if identity == "two-users" else {"ServerApp": {}, "TaskopsApp": {}}
+    )
+    config["ServerApp"]["jpserver_extensions"] = {"taskops.server": True}
+    if identity != "no-site":
+        config["TaskopsApp"].update(site=str(api_site), engine_poll=0.05, stop_grace=1.0)
+    return config
+
+
+@pytest.fixture
+def api(jp_fetch: Any) -> Callable[..., Any]:
+    """``await api(method, path, body=None, token=ADMIN_TOKEN, **query)`` -> (status, JSON)
+    of a request to the taskops API; never raises for an HTTP error status."""
+
+    async def call(
+        method: str, path: str, body: Any = None, *, token: str | None = ADMIN_TOKEN, **query: Any
+    ) -> tuple[int, Any]:
+        # an empty header keeps jp_fetch from adding the server's own token
+        headers = {"Authorization": f"token {token}" if token else ""}
+        kwargs: dict[str, Any] = {"method": method, "headers": headers, "raise_error": False}
+        if query:
+            kwargs["params"] = {k: str(v) for k, v in query.items()}
+        if body is not None:
+            kwargs["body"] = body if isinstance(body, str | bytes) else json.dumps(body)
+        elif method in ("POST", "PUT"):
+            kwargs["body"] = ""
+        parts = [p for p in (API + path).split("/") if p]
+        response = await jp_fetch(*parts, **kwargs)
+        text = response.body.decode() if response.body else ""
+        return response.code, (json.loads(text) if text.strip() else None)
+
+    return call
+
+
+# -- `taskops serve` in a subprocess -------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """A running ``taskops serve``: its URLs, token, site and process."""
+
+    url: str
+    token: str
+    site: Path
+    process: subprocess.Popen[str]
+    log: Path
+    root: Path
+
+    @property
+    def api(self) -> str:
+        return self.url + API
+
+    @property
+    def runtime_dir(self) -> Path:
+        """The server's JUPYTER_RUNTIME_DIR (kernel connection files)."""
+        return self.root / "jupyter_runtime_dir"
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None
+    ) -> tuple[int, Any]:
+        """(status, JSON) of ``method`` on the API ``path`` (with its query string)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.api + path, data=data, method=method)
+        req.add_header("Authorization", f"token {token or self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                status, text = response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read().decode()
+        return status, (json.loads(text) if text.strip() else None)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait for the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+def jupyter_env(root: Path) -> dict[str, str]:
+    """An environment whose Jupyter folders are temporary (nothing reads the user's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKOPS_", "JUPYTER"))}
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        folder = root / name.lower()
+        folder.mkdir(parents=True, exist_ok=True)
+        env[name] = str(folder)
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    return env
+
+
+def start_served(
+    root: Path, site: Path, *, config: dict[str, Any] | None = None, args: tuple[str, ...] = ()
+) -> Served:
+    """Start ``taskops serve --site SITE`` on a free port and wait until the API answers."""
+    env = jupyter_env(root)
+    if config:
+        (Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json").write_text(
+            json.dumps(config)
+        )
+    port, token = free_port(), ADMIN_TOKEN
+    log = root / "serve.log"
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "taskops.cli",
+            "serve",
+            "--site",
+            str(site),
+            "--port",
+            str(port),
+            "--token",
+            "server-own-token",
+            "--no-browser",
+            *args,
+        ],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+        start_new_session=True,
+    )
+    served = Served(
+        url=f"http://127.0.0.1:{port}", token=token, site=site, process=process, log=log, root=root
+    )
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"taskops serve exited: {log.read_text()}")
+        try:
+            return served.request("GET", "/engine")[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(ready, timeout=60, what="taskops serve to answer")
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)  # leave no server behind a failed start
+        process.wait(10)
+        raise
+    return served
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``taskops serve`` on a fresh copy of the demo site, with the two identities."""
+    root = tmp_path_factory.mktemp("served")
+    site = root / "demo"
+    create_demo_site(site)
+    server = start_served(root, site, config=identity_config())
+    yield server
+    server.stop()
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGKILL)
