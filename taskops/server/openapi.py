@@ -24,11 +24,10 @@ from taskops.model import (
     TaskStatus,
 )
 from taskops.server.handlers import API_BASE
+from taskops.service import AUDIT_ACTIONS, NOTIFICATION_KINDS
 
 __all__ = [
     "API_VERSION",
-    "AUDIT_ACTIONS",
-    "NOTIFICATION_KINDS",
     "OPENAPI_VERSION",
     "openapi_document",
 ]
@@ -86,24 +85,6 @@ _SETTINGS: list[tuple[str, Schema, str]] = [
         "Runspaces older than this (seconds) are highlighted in yellow.",
     ),
 ]
-
-AUDIT_ACTIONS = (
-    "task.create",
-    "task.update",
-    "task.enable",
-    "task.disable",
-    "task.duplicate",
-    "task.copy",
-    "task.delete",
-    "task.restore",
-    "task.run",
-    "job.start",
-    "job.stop",
-    "job.remove",
-    "runspace.close",
-    "settings.update",
-)
-NOTIFICATION_KINDS = ("failure", "timeout", "auto_disable")
 
 
 # -- schema helpers --------------------------------------------------------------------------
@@ -538,7 +519,7 @@ def _other_schemas() -> dict[str, Schema]:
             {
                 "time": _time(),
                 "user": _string(),
-                "action": _enum(list(AUDIT_ACTIONS)),
+                "action": _enum(sorted(AUDIT_ACTIONS)),
                 "target": _string(),
                 "details": _map(any_value),
                 "result": _enum(["success", "failure"]),
@@ -620,7 +601,7 @@ def _other_schemas() -> dict[str, Schema]:
             {
                 "id": _integer(),
                 "time": _time(),
-                "kind": _enum(list(NOTIFICATION_KINDS)),
+                "kind": _enum(sorted(NOTIFICATION_KINDS)),
                 "message": _string(),
                 "taskId": _nullable(_string()),
                 "jobId": _nullable(_integer()),
@@ -1124,7 +1105,7 @@ def _other_paths() -> dict[str, dict[str, Any]]:
         errors=(400,),
         parameters=[
             _query("since", _time(), "Only entries at or after this time (with offset)."),
-            _query("action", _enum(list(AUDIT_ACTIONS)), "Only this action."),
+            _query("action", _enum(sorted(AUDIT_ACTIONS)), "Only this action."),
             _query("user", _string(), "Only this user."),
             _query("target", _string(), "Only this target."),
             _limit(100, 1000),

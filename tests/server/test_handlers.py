@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADMIN_TOKEN, OTHER_TOKEN
+from conftest import ADMIN_TOKEN, API, OTHER_TOKEN
 
 from taskops.server.handlers import handlers
 
@@ -500,34 +500,12 @@ async def test_browser_posts_need_the_xsrf_token(api: Api, jp_fetch: Any) -> Non
         "apps", "WebHostTaskManagement", "api", "v1", "tasks", headers=headers, raise_error=False
     )
     assert got.code == 200  # reading with the cookie works
-    posted = await jp_fetch(
-        "apps",
-        "WebHostTaskManagement",
-        "api",
-        "v1",
-        "tasks",
-        "global.Slow",
-        "enable",
-        method="POST",
-        body="",
-        headers=headers,
-        raise_error=False,
-    )
+    enable = (*API.strip("/").split("/"), "tasks", "global.Slow", "enable")
+    posted = await jp_fetch(*enable, method="POST", body="", headers=headers, raise_error=False)
     assert posted.code == 403  # no _xsrf: refused
     xsrf = "xsrf-value-for-test"
-    posted = await jp_fetch(
-        "apps",
-        "WebHostTaskManagement",
-        "api",
-        "v1",
-        "tasks",
-        "global.Slow",
-        "enable",
-        method="POST",
-        body="",
-        headers={"Cookie": f"{login}; _xsrf={xsrf}", "X-XSRFToken": xsrf, "Authorization": ""},
-        raise_error=False,
-    )
+    with_xsrf = {"Cookie": f"{login}; _xsrf={xsrf}", "X-XSRFToken": xsrf, "Authorization": ""}
+    posted = await jp_fetch(*enable, method="POST", body="", headers=with_xsrf, raise_error=False)
     assert posted.code == 200, posted.body
 
 
