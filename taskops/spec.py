@@ -11,6 +11,7 @@ Whether a script path stays inside the site is the site's question (``Site.resol
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -168,6 +169,9 @@ class _Checker:
                 ok = False
             elif isinstance(item, bool):
                 out[key] = ("true" if item else "false") if stringify else item
+            elif isinstance(item, float) and not math.isfinite(item):
+                self.fail(where, f"must be a finite number, not {item}")
+                ok = False
             elif isinstance(item, str | int | float):
                 out[key] = str(item) if stringify else item
             else:

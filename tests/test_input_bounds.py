@@ -81,3 +81,13 @@ def test_a_lone_surrogate_is_audited_as_its_json_escape(ops: taskops.TaskOps) ->
     assert record["action"] == "task.create" and record["result"] == "failure"
     assert b"\\ud800" in line  # the JSON escape, read back as the same text
     assert "A\ud800" in json.dumps(record, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_task_parameters_must_be_finite_numbers(ops: taskops.TaskOps, number: float) -> None:
+    spec = {"app": "global", "name": "Nan", "schedule": "* * * * *", "scriptPath": "tasks/a.py"}
+    with pytest.raises(taskops.InvalidInput) as caught:
+        ops.tasks.create({**spec, "parameters": {"LIMIT": number}})
+    assert "parameters.LIMIT" in caught.value.fields()
+    with pytest.raises(taskops.NotFound):
+        ops.tasks.get("global.Nan")
