@@ -399,6 +399,32 @@ def test_kernels_are_runspaces_busy_while_executing_and_force_closable(
 # -- 4. a clean stop -----------------------------------------------------------------------
 
 
+def test_voila_serves_a_notebook_of_the_site_behind_the_login(served: Served) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "import taskops\nops = taskops.open_site()\n"
+                "print('site tasks:', len(ops.tasks.list()))"
+            )
+        ]
+    )
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(notebook, served.site / "hello.ipynb")
+    page = served.url + "/voila/render/hello.ipynb"
+    request = urllib.request.Request(page, headers={"Authorization": f"token {served.token}"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        html = response.read().decode()
+    # the kernel found the served site through TASKOPS_SITE
+    count = served.request("GET", "/tasks")[1]["count"]
+    assert f"site tasks: {count}" in html, html[-2000:]
+    # without a login the page is the server's login form
+    with urllib.request.urlopen(page, timeout=30) as response:
+        assert urllib.parse.urlsplit(response.geturl()).path == "/login"
+        assert "site tasks" not in response.read().decode()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_server_and_its_running_jobs(
     tmp_path: Path, signum: signal.Signals
