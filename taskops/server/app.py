@@ -146,17 +146,19 @@ class TaskopsApp(ExtensionApp):
             )
             ops.runspaces.set_closer(RunspaceKind.KERNEL, kernels.close)
             sources.append(kernels)
+        sampler = ops.runspaces.sampler(sources=sources, interval=self.sample_interval)
         if self.run_engine:
-            # the engine runs in its own threads; wait=0: do not wait here for its lease
+            # the engine runs in its own threads (the sampler with it); wait=0: do not wait
+            # here for its lease
             ops.engine.start(
                 wait=0.0,
-                runspace_sources=sources,
+                sampler=sampler,
                 poll_interval=self.engine_poll,
                 stop_grace=self.stop_grace,
             )
         else:
-            self._sampler = ops.runspaces.sampler(sources=sources, interval=self.sample_interval)
-            self._sampler.start()
+            self._sampler = sampler
+            sampler.start()
         self.log.info("taskops: serving site %s (engine: %s)", ops.site.root, self.run_engine)
 
     async def stop_extension(self) -> None:

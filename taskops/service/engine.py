@@ -7,11 +7,11 @@ plainly when none does.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from taskops.engine.engine import Engine, TaskDefinition
-from taskops.inspect.sampler import RunspaceSampler, RunspaceSource
+from taskops.inspect.sampler import RunspaceSampler
 from taskops.model import iso
 
 if TYPE_CHECKING:
@@ -79,23 +79,18 @@ class EngineService:
             "message": message,
         }
 
-    def start(
-        self,
-        *,
-        wait: float = 10.0,
-        runspace_sources: Sequence[RunspaceSource] = (),
-        **options: Any,
-    ) -> Engine:
-        """Run an engine in this process (a background thread) with its runspace sampler,
-        which also opens runspaces for what ``runspace_sources`` report (the server's
-        kernels); it becomes active at once, or stands by while another engine holds the
-        lease. ``options`` go to ``Engine`` (``poll_interval``, ``lease_ttl``,
-        ``stop_grace``...). Returns the engine; a second call returns the same one."""
+    def start(self, *, wait: float = 10.0, **options: Any) -> Engine:
+        """Run an engine in this process (a background thread) with its runspace sampler
+        (``options["sampler"]``, default one with no sources: the server passes one that
+        also reports its kernels, see ``ops.runspaces.sampler``); it becomes active at
+        once, or stands by while another engine holds the lease. ``options`` go to
+        ``Engine`` (``poll_interval``, ``lease_ttl``, ``stop_grace``...). Returns the
+        engine; a second call returns the same one."""
         if self._engine is not None:
             return self._engine
         ops = self._ops
         if "sampler" not in options:
-            options["sampler"] = RunspaceSampler(ops.store, sources=runspace_sources)
+            options["sampler"] = RunspaceSampler(ops.store)
         engine = Engine(
             store=ops.store,
             source=_ServiceTasks(ops),

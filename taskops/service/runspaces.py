@@ -160,8 +160,9 @@ class RunspaceService:
     def sampler(
         self, *, sources: Sequence[RunspaceSource] = (), interval: float = 2.0
     ) -> RunspaceSampler:
-        """A runspace sampler for this site that is not an engine's (a server that hosts no
-        engine still samples its kernels): call ``start()`` and ``stop()`` on it."""
+        """A runspace sampler for this site that also opens runspaces for what ``sources``
+        report (the server's kernels): give it to ``ops.engine.start(sampler=...)``, or
+        call its ``start()`` and ``stop()`` where no engine runs."""
         return RunspaceSampler(self._ops.store, sources=sources, interval=interval)
 
     def get(self, runspace_id: int | str) -> Runspace:

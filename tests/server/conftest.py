@@ -117,16 +117,18 @@ def api_site(tmp_path: Path) -> Path:
 @pytest.fixture
 def identity() -> str:
     """How the in-process server is set up: ``two-users`` (alice and bob, the default),
-    ``single-user`` (jupyter-server's own token, no role mapping) or ``no-site``. Override
+    ``no-engine`` (the same, hosting no engine), ``single-user`` (jupyter-server's own
+    token, no role mapping) or ``no-site``. Override
     with ``@pytest.mark.parametrize("identity", [...])``."""
     return "two-users"
 
 
 @pytest.fixture
 def jp_server_config(api_site: Path, identity: str) -> dict[str, Any]:
-    config: dict[str, Any] = (
-        identity_config() if identity == "two-users" else {"ServerApp": {}, "TaskopsApp": {}}
-    )
+    two_users = identity in ("two-users", "no-engine")
+    config: dict[str, Any] = identity_config() if two_users else {"ServerApp": {}, "TaskopsApp": {}}
+    if identity == "no-engine":
+        config["TaskopsApp"]["run_engine"] = False
     config["ServerApp"]["jpserver_extensions"] = {"taskops.server": True}
     if identity != "no-site":
         config["TaskopsApp"].update(site=str(api_site), engine_poll=0.05, stop_grace=1.0)

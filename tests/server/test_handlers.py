@@ -583,3 +583,25 @@ async def test_kernels_are_runspaces_owned_by_their_notebook(api: Api, jp_fetch:
     assert answer["runspace"]["state"] == "Closed"
     listed_kernels = json.loads((await jp_fetch("api", "kernels")).body)
     assert kernel_id not in [k["id"] for k in listed_kernels]
+
+
+@pytest.mark.parametrize("identity", ["no-engine"])
+async def test_without_an_engine_runs_wait_and_kernels_are_still_sampled(
+    api: Api, jp_fetch: Any
+) -> None:
+    status, engine = await api("GET", "/engine")
+    assert status == 200 and engine["running"] is False
+    assert "no engine" in engine["message"]
+    status, job = await api("POST", "/tasks/global.Echo/run")
+    assert status == 202 and job["state"] == "Queued"
+
+    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({}))
+    kernel_id = json.loads(response.body)["id"]
+    deadline = time.monotonic() + 30
+    while True:
+        _, listed = await api("GET", "/runspaces", kind="kernel")
+        if any(kernel_id in (r["purpose"] or "") for r in listed["runspaces"]):
+            break
+        assert time.monotonic() < deadline, listed
+        await asyncio.sleep(0.2)
+    assert (await api("GET", f"/jobs/{job['id']}"))[1]["state"] == "Queued"
