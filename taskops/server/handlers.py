@@ -13,7 +13,6 @@ import asyncio
 import json
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
@@ -192,30 +191,6 @@ class TaskopsHandler(ExtensionHandlerMixin, APIHandler):
             span = f"from {low} to {high}" if high is not None else f">= {low}"
             raise _bad(name, f"must be a whole number {span}, not {number}")
         return number
-
-    def query_number(self, name: str) -> float | None:
-        value = self.query_text(name)
-        if value is None:
-            return None
-        try:
-            number = float(value)
-        except ValueError:
-            raise _bad(name, f"must be a number, not {value!r}") from None
-        if not math.isfinite(number) or number < 0:
-            raise _bad(name, f"must be a number >= 0, not {value!r}")
-        return number
-
-    def query_time(self, name: str) -> datetime | None:
-        value = self.query_text(name)
-        if value is None:
-            return None
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            raise _bad(name, f"must be an ISO 8601 time with an offset, not {value!r}") from None
-        if when.tzinfo is None:
-            raise _bad(name, f"must have a UTC offset, not {value!r}")
-        return when
 
     def body(self, allowed: Iterable[str] | None = None, *, empty_ok: bool = False) -> Any:
         """The JSON body: an object whose keys are in ``allowed`` (any keys when None).
@@ -436,7 +411,7 @@ class RunspacesHandler(TaskopsHandler):
     async def get(self) -> None:
         state, owner = self.query_text("state"), self.query_text("owner")
         kind = self.query_text("kind")
-        min_age = self.query_number("minAge")
+        min_age = self.query_text("minAge")  # the service reads the number
         include_closed = self.query_bool("includeClosed") or False
         spaces = await self.call(
             self.ops.runspaces.list,
@@ -473,7 +448,7 @@ class RunspaceDiagnosticsHandler(TaskopsHandler):
 
 class RunspaceMemoryHandler(TaskopsHandler):
     async def get(self, runspace_id: str) -> None:
-        since = self.query_time("since")
+        since = self.query_text("since")  # the service reads the time
         samples = await self.call(self.ops.runspaces.memory_history, runspace_id, since)
         self.reply({"samples": samples})
 
@@ -510,7 +485,7 @@ class AuditHandler(TaskopsHandler):
     async def get(self) -> None:
         entries = await self.call(
             self.ops.audit_entries,
-            since=self.query_time("since"),
+            since=self.query_text("since"),
             action=self.query_text("action"),
             user=self.query_text("user"),
             target=self.query_text("target"),
@@ -530,7 +505,7 @@ class SchedulePreviewHandler(TaskopsHandler):
             expression,
             self.query_text("timezone"),
             count=self.query_int("count", 5, high=100),
-            start=self.query_time("start"),
+            start=self.query_text("start"),
         )
         self.reply(preview)
 

@@ -21,7 +21,8 @@ from taskops.cron import load_timezone
 from taskops.engine.executor import JobFiles, job_name
 from taskops.errors import Conflict, InvalidInput, NotFound, Problem
 from taskops.inspect.processes import STOP_GRACE_SECONDS, is_same_process, stop_ladder
-from taskops.model import GLOBAL_APP, MAX_ID, Job, JobOwner, JobState, RunspaceState, parse_id
+from taskops.model import GLOBAL_APP, Job, JobOwner, JobState, RunspaceState, parse_id
+from taskops.service.arguments import whole_number
 
 if TYPE_CHECKING:
     from taskops.service.ops import TaskOps
@@ -57,16 +58,6 @@ def _job_id(job_id: Any) -> int:
     return number
 
 
-def check_offset(value: Any, field: str = "offset") -> int:
-    """A whole number from 0 to ``MAX_ID``. Raises InvalidInput naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise InvalidInput(
-            f"{field} must be a whole number >= 0, not {value!r}",
-            problems=[Problem(field=field, message="must be a whole number >= 0")],
-        )
-    return value
-
-
 class JobService:
     """``ops.jobs``."""
 
@@ -95,7 +86,7 @@ class JobService:
             search=search.strip() if search else None,
             task_id=task,
             limit=limit,
-            offset=check_offset(offset),
+            offset=whole_number(offset, "offset"),
         )
 
     def summary(self) -> dict[str, int]:
@@ -137,7 +128,7 @@ class JobService:
                 f"stream must be stdout or stderr, not {stream!r}",
                 problems=[Problem(field="stream", message="must be stdout or stderr")],
             )
-        offset = check_offset(offset)
+        offset = whole_number(offset, "offset")
         limit = max(1, min(int(limit), MAX_CHUNK))
         job = self.get(job_id)
         path = JobFiles(self._ops.site.jobs_dir / str(job.id)).stream(stream)

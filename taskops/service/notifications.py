@@ -7,7 +7,7 @@ import builtins
 from typing import TYPE_CHECKING
 
 from taskops.model import Notification
-from taskops.service.jobs import check_offset
+from taskops.service.arguments import whole_number
 
 if TYPE_CHECKING:
     from taskops.service.ops import TaskOps
@@ -26,5 +26,5 @@ class NotificationService:
         newest first, at most ``limit``. Raises InvalidInput for a negative or non-integer
         id or limit."""
         for field, value in (("after_id", after_id), ("limit", limit)):
-            check_offset(value, field)
+            whole_number(value, field)
         return self._ops.store.notifications(after_id=after_id, limit=limit)

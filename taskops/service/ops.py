@@ -18,6 +18,7 @@ from taskops.audit import ACTIONS, AuditLog
 from taskops.clock import Clock, SystemClock
 from taskops.errors import InvalidInput, Problem, TaskopsError
 from taskops.model import RunspaceKind, SiteError
+from taskops.service.arguments import aware_time, whole_number
 from taskops.service.engine import EngineService
 from taskops.service.jobs import JobService
 from taskops.service.notifications import NotificationService
@@ -109,7 +110,7 @@ class TaskOps:
     def audit_entries(
         self,
         *,
-        since: datetime | None = None,
+        since: datetime | str | None = None,
         action: str | None = None,
         user: str | None = None,
         target: str | None = None,
@@ -117,32 +118,18 @@ class TaskOps:
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Audit records newest first (``time, user, action, target, details, result`` and
-        ``error`` on failure), filtered by an aware ``since``, an exact ``action``, ``user``
-        and ``target``; at most ``limit`` (1 to 1000) after skipping ``offset``. Raises
-        InvalidInput for an unknown action, a naive ``since`` or a bad limit or offset."""
+        ``error`` on failure), filtered by ``since`` (an aware datetime or ISO text), an
+        exact ``action``, ``user`` and ``target``; at most ``limit`` (1 to 1000) after
+        skipping ``offset``. Raises InvalidInput for an unknown action, a ``since`` without
+        a timezone or a bad limit or offset."""
         if action is not None and action not in ACTIONS:
             raise InvalidInput(
                 f"unknown audit action {action!r} (known: {', '.join(sorted(ACTIONS))})",
                 problems=[Problem(field="action", message="unknown action")],
             )
-        if since is not None and since.tzinfo is None:
-            raise InvalidInput(
-                "since must have a timezone",
-                problems=[Problem(field="since", message="must have a timezone")],
-            )
-        for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
-            high = 1000 if name == "limit" else None
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < low
-                or (high is not None and value > high)
-            ):
-                span = f"from {low} to {high}" if high is not None else f">= {low}"
-                raise InvalidInput(
-                    f"{name} must be a whole number {span}, not {value!r}",
-                    problems=[Problem(field=name, message=f"must be a whole number {span}")],
-                )
+        after = aware_time(since, "since") if since is not None else None
+        whole_number(limit, "limit", low=1, high=1000)
+        whole_number(offset, "offset")
         chosen: list[dict[str, Any]] = []
         for record in self.audit_log.records():
             if action is not None and record.get("action") != action:
@@ -151,7 +138,7 @@ class TaskOps:
                 continue
             if target is not None and record.get("target") != target:
                 continue
-            if since is not None and not _at_or_after(record.get("time"), since):
+            if after is not None and not _at_or_after(record.get("time"), after):
                 continue
             chosen.append(record)
         chosen.reverse()

@@ -24,6 +24,7 @@ from taskops.inspect.diagnostics import leads_own_group, read_diagnostics, stop_
 from taskops.inspect.processes import STOP_GRACE_SECONDS, is_same_process, stop_ladder
 from taskops.inspect.sampler import DiscoveredProcess, RunspaceSampler, RunspaceSource
 from taskops.model import Availability, Runspace, RunspaceKind, RunspaceState, iso, parse_id
+from taskops.service.arguments import aware_time
 from taskops.store.store import RunspaceRow
 
 if TYPE_CHECKING:
@@ -80,24 +81,6 @@ def _min_age(value: Any) -> float:
             problems=[Problem(field="minAge", message="must be a number of seconds >= 0")],
         )
     return number
-
-
-def _since(value: Any) -> datetime | None:
-    """A timezone-aware datetime from a datetime or an ISO 8601 text with offset."""
-    if value is None:
-        return None
-    when = value
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError:
-            when = None
-    if not isinstance(when, datetime) or when.tzinfo is None:
-        raise InvalidInput(
-            f"since must be a time with a timezone (ISO 8601 with offset), not {value!r}",
-            problems=[Problem(field="since", message="must be a time with a timezone")],
-        )
-    return when
 
 
 class RunspaceService:
@@ -178,7 +161,7 @@ class RunspaceService:
         ``since`` (an aware datetime or ISO text) keeps the newer ones. Raises NotFound,
         InvalidInput for a ``since`` without a timezone."""
         row = self._row(runspace_id)
-        after = _since(since)
+        after = aware_time(since, "since") if since is not None else None
         return [
             {"time": iso(time), "memoryMB": memory, "threads": threads}
             for time, memory, threads in self._ops.store.runspace_samples(row.id, since=after)

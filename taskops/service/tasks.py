@@ -33,7 +33,8 @@ from taskops.model import (
     TaskStatus,
     iso,
 )
-from taskops.service.jobs import FAILED_STATES, check_offset, parse_states
+from taskops.service.arguments import aware_time, whole_number
+from taskops.service.jobs import FAILED_STATES, parse_states
 from taskops.site import CatalogSnapshot, DefaultTask
 from taskops.spec import (
     TERMINATION_FIELDS,
@@ -272,15 +273,11 @@ class TaskService:
         """The task's runs, newest first: at most ``limit`` (1 to 1000) after skipping
         ``offset``, only those in ``state`` (any case, one or several) when given.
         Raises NotFound, InvalidInput for a bad limit, offset or state."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InvalidInput(
-                f"limit must be a whole number from 1 to 1000, not {limit!r}",
-                problems=[Problem(field="limit", message="must be a whole number from 1 to 1000")],
-            )
+        whole_number(limit, "limit", low=1, high=1000)
         states = parse_states(state) if state is not None else None
         self._entry(self._view(), task_id)
         return self._ops.store.jobs_of_task(
-            task_id, limit=limit, offset=check_offset(offset), states=states
+            task_id, limit=limit, offset=whole_number(offset, "offset"), states=states
         )
 
     def preview_schedule(
@@ -298,12 +295,8 @@ class TaskService:
         invalid expression or timezone is not an error here: ``valid`` is False and
         ``error`` and ``problems`` (field -> message) say why. Raises InvalidInput for a
         bad ``count`` or ``start``."""
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 100:
-            raise InvalidInput(
-                f"count must be a whole number from 0 to 100, not {count!r}",
-                problems=[Problem(field="count", message="must be a whole number from 0 to 100")],
-            )
-        begin = _aware_start(start) if start is not None else self._ops.clock.now()
+        whole_number(count, "count", high=100)
+        begin = aware_time(start, "start") if start is not None else self._ops.clock.now()
         zone = self._ops.timezone if timezone is None or timezone == "" else timezone
         answer: dict[str, Any] = {"expression": expression, "timezone": zone}
         try:
@@ -696,19 +689,3 @@ def _parse_status(status: str | TaskStatus) -> TaskStatus:
         f"unknown status {status!r} (known: {', '.join(s.value for s in TaskStatus)})",
         problems=[Problem(field="status", message="unknown status")],
     )
-
-
-def _aware_start(value: datetime | str) -> datetime:
-    """``value`` as an aware datetime. Raises InvalidInput."""
-    parsed: datetime | None = value if isinstance(value, datetime) else None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise InvalidInput(
-            f"start must be an ISO 8601 time with its offset, not {value!r}",
-            problems=[Problem(field="start", message="must be an ISO 8601 time with an offset")],
-        )
-    return parsed
