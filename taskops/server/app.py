@@ -121,14 +121,18 @@ class TaskopsApp(ExtensionApp):
         if not site:
             self.log.info("taskops: no site configured (TaskopsApp.site or TASKOPS_SITE)")
             return
-        data_dir = self.data_dir or os.environ.get("TASKOPS_DATA_DIR") or None
-        store_url = self.store_url or os.environ.get("TASKOPS_STORE_URL") or None
-        ops = open_site(site, data_dir=data_dir, store_url=store_url, user=SERVER_USER)
+        # open_site falls back on $TASKOPS_DATA_DIR and $TASKOPS_STORE_URL itself
+        ops = open_site(
+            site,
+            data_dir=self.data_dir or None,
+            store_url=self.store_url or None,
+            user=SERVER_USER,
+        )
         # the kernels this server starts (notebooks, the dashboard) open the same site
         os.environ["TASKOPS_SITE"] = str(ops.site.root)
         os.environ["TASKOPS_DATA_DIR"] = str(ops.site.data_dir)
-        if store_url:
-            os.environ["TASKOPS_STORE_URL"] = store_url
+        if self.store_url:
+            os.environ["TASKOPS_STORE_URL"] = self.store_url
         self.host = ServerHost(
             ops,
             roles=dict(self.roles),
