@@ -172,3 +172,20 @@ def _wait_finished(ops: taskops.TaskOps, job_id: int, timeout: float = 15) -> An
 def wait_finished() -> Callable[..., Any]:
     """``wait_finished(ops, job_id, timeout=15)``: the job once it has ended."""
     return _wait_finished
+
+
+def _run_stubborn(ops: taskops.TaskOps) -> Any:
+    ops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
+    job = ops.tasks.run("global.Stubborn")
+    wait_for(
+        lambda: len(tagged_processes(job.id, ops.store.store_id())) >= 2,
+        what="the job and its child",
+    )
+    return job
+
+
+@pytest.fixture
+def run_stubborn() -> Callable[..., Any]:
+    """``run_stubborn(ops)``: run ``global.Stubborn`` now (no timeout) and return its job
+    once it and the child it leaves in its group run (the engine must be running)."""
+    return _run_stubborn

@@ -173,15 +173,14 @@ def test_over_time_without_kill_keeps_running_and_is_flagged(
 
 
 def test_stop_from_another_process_leaves_no_survivors(
-    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine], cli: Cli
+    eops: taskops.TaskOps,
+    esite: Path,
+    start_engine: Callable[..., Engine],
+    cli: Cli,
+    run_stubborn: Callable[..., Any],
 ) -> None:
     start_engine()
-    eops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
-    job = eops.tasks.run("global.Stubborn")
-    wait_for(
-        lambda: len(tagged_processes(job.id, eops.store.store_id())) >= 2,
-        what="the job and its child",
-    )
+    job = run_stubborn(eops)
     done = cli("jobs", "stop", str(job.id), site=esite)
     assert done.returncode == 0, done.stderr
     assert "Stopped" in done.stdout
@@ -386,15 +385,13 @@ def test_job_output_of_100_mb_goes_to_disk_not_into_the_engine(
 
 
 def test_stop_without_an_engine_signals_the_group_from_here(
-    eops: taskops.TaskOps, start_engine: Callable[..., Engine], wait_finished: Wait
+    eops: taskops.TaskOps,
+    start_engine: Callable[..., Engine],
+    wait_finished: Wait,
+    run_stubborn: Callable[..., Any],
 ) -> None:
     start_engine()
-    eops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
-    job = eops.tasks.run("global.Stubborn")
-    wait_for(
-        lambda: len(tagged_processes(job.id, eops.store.store_id())) >= 2,
-        what="the job and its child",
-    )
+    job = run_stubborn(eops)
     eops.engine.stop(stop_jobs=False)  # as after a crash: the job runs on, unwatched
     assert tagged_processes(job.id, eops.store.store_id()) and not eops.engine.status()["running"]
     stopped = eops.jobs.stop(job.id)

@@ -150,16 +150,13 @@ def test_two_engines_one_store_standby_takes_over_and_no_slot_runs_twice(
 
 
 def test_sigterm_stops_running_jobs_before_the_engine_exits(
-    eops: taskops.TaskOps, engine_process: Callable[[], EngineProcess]
+    eops: taskops.TaskOps,
+    engine_process: Callable[[], EngineProcess],
+    run_stubborn: Callable[..., Any],
 ) -> None:
     engine = engine_process()
     wait_for(lambda: holder_pid(eops) == engine.pid, what="the engine to be active")
-    eops.tasks.update("global.Stubborn", {"termination": {"maxRuntime": 600}})
-    job = eops.tasks.run("global.Stubborn")
-    wait_for(
-        lambda: len(tagged_processes(job.id, eops.store.store_id())) >= 2,
-        what="the job and its child",
-    )
+    job = run_stubborn(eops)
     os.kill(engine.pid, signal.SIGTERM)
     assert engine.process.wait(20) == 0
     ended = eops.jobs.get(job.id)
