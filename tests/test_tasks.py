@@ -162,6 +162,21 @@ def test_check_script(ops: taskops.TaskOps, site_dir: Path) -> None:
     assert not missing["exists"] and "no file" in missing["message"]
 
 
+def test_scripts_lists_the_files_a_task_of_an_app_could_run(
+    ops: taskops.TaskOps, site_dir: Path
+) -> None:
+    tasks_dir = site_dir / "apps" / "vault" / "tasks"
+    (tasks_dir / "sub").mkdir()
+    (tasks_dir / "sub" / "rotate.sh").write_text("#!/bin/sh\n")
+    (tasks_dir / ".hidden.py").write_text("")
+    (tasks_dir / "__pycache__").mkdir()
+    (tasks_dir / "__pycache__" / "backup.cpython-311.pyc").write_bytes(b"")
+    assert ops.tasks.scripts("vault") == ["tasks/backup.py", "tasks/sub/rotate.sh"]
+    assert ops.tasks.scripts("global") == ["tasks/cleanup.py", "tasks/heartbeat.py"]
+    with pytest.raises(InvalidInput, match="unknown app"):
+        ops.tasks.scripts("nope")
+
+
 # -- create -----------------------------------------------------------------------------------
 
 

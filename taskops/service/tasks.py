@@ -366,6 +366,22 @@ class TaskService:
             "message": message,
         }
 
+    def scripts(self, app: str) -> builtins.list[str]:
+        """The script paths a task of ``app`` could use (for a Browse list): the files
+        under the app's ``tasks/`` folder, relative to the app's folder, sorted; hidden
+        files and caches are left out. Raises InvalidInput for an unknown app."""
+        folder = self._ops.site.app_dir(self._check_app(app)) / "tasks"
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.rglob("*"):
+            relative = path.relative_to(folder.parent)
+            if path.is_file() and not any(
+                part.startswith(".") or part == "__pycache__" for part in relative.parts
+            ):
+                found.append(relative.as_posix())
+        return sorted(found)
+
     def _command(self, entry: _Entry) -> dict[str, Any]:
         site = self._ops.site
         script = site.resolve_script(entry.app, entry.spec["scriptPath"])

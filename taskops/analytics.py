@@ -1,0 +1,174 @@
+"""Execution history as pandas frames and plotly figures: pure functions, no I/O.
+
+The service hands out jobs (``taskops.model.Job``); these functions turn them into numbers
+and pictures. Views wrap the figures (``plotly.graph_objects.FigureWidget(figure)``) and
+never compute anything themselves.
+
+Days are calendar days in a given IANA timezone, so a run at 23:30 UTC lands on the next
+day in Berlin. A run counts once it has ended (``ended_at`` set), on the day it started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from taskops.cron import load_timezone
+from taskops.errors import InvalidInput, Problem
+from taskops.model import Job, JobState
+
+__all__ = ["STATS_COLUMNS", "daily_run_figure", "daily_run_stats"]
+
+STATS_COLUMNS = ("day", "runs", "successes", "failures", "success_rate", "mean_duration")
+"""The columns of ``daily_run_stats``, in order."""
+
+_FAILURES = frozenset({JobState.FAILED, JobState.TERMINATED})
+_GREEN = "#2e7d32"
+_RED = "#c62828"
+_BLUE = "#1565c0"
+
+
+def daily_run_stats(
+    jobs: Sequence[Job], *, days: int = 7, now: datetime, timezone: str
+) -> pd.DataFrame:
+    """One row per calendar day in ``timezone`` of the ``days`` days ending with today
+    (``now``'s date there), oldest first, days without runs included with zeros.
+
+    Columns: ``day`` (``datetime.date``), ``runs`` (ended runs started that day, int),
+    ``successes`` (of them ``Completed``), ``failures`` (``Failed`` or ``Terminated``; a
+    ``Stopped`` run is a run but neither), ``success_rate`` (``successes / runs`` as a float
+    in 0..1, NaN on a day without runs) and ``mean_duration`` (mean seconds from start to
+    end, float, NaN on a day without runs). Jobs that have not ended, or never started,
+    are left out; so are runs started before the first day or after today.
+
+    Raises ``InvalidInput`` for ``days`` below 1 or an unknown ``timezone``, and
+    ``ValueError`` for a naive ``now``.
+    """
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InvalidInput.from_problems(
+            [Problem(field="days", message=f"must be a whole number of at least 1, not {days!r}")]
+        )
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now must be a timezone-aware datetime, not naive {now!r}")
+    zone = load_timezone(timezone)
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    calendar = [first + timedelta(days=offset) for offset in range(days)]
+
+    runs = dict.fromkeys(calendar, 0)
+    successes = dict.fromkeys(calendar, 0)
+    failures = dict.fromkeys(calendar, 0)
+    seconds: dict[date, float] = dict.fromkeys(calendar, 0.0)
+    for job in jobs:
+        if job.started_at is None or job.ended_at is None:
+            continue
+        day = job.started_at.astimezone(zone).date()
+        if day not in runs:
+            continue
+        runs[day] += 1
+        successes[day] += int(job.state == JobState.COMPLETED)
+        failures[day] += int(job.state in _FAILURES)
+        seconds[day] += (job.ended_at - job.started_at).total_seconds()
+
+    frame = pd.DataFrame(
+        {
+            "day": pd.Series(calendar, dtype="object"),
+            "runs": pd.Series([runs[d] for d in calendar], dtype="int64"),
+            "successes": pd.Series([successes[d] for d in calendar], dtype="int64"),
+            "failures": pd.Series([failures[d] for d in calendar], dtype="int64"),
+            "success_rate": pd.Series(
+                [successes[d] / runs[d] if runs[d] else float("nan") for d in calendar],
+                dtype="float64",
+            ),
+            "mean_duration": pd.Series(
+                [seconds[d] / runs[d] if runs[d] else float("nan") for d in calendar],
+                dtype="float64",
+            ),
+        }
+    )
+    return frame
+
+
+def daily_run_figure(stats: pd.DataFrame, *, title: str = "Last 7 days") -> go.Figure:
+    """A compact chart of ``daily_run_stats``: stacked bars of successes and failures per
+    day (left axis, runs), a line of the mean duration (right axis, seconds), and the
+    success rate and run count in every point's hover text. About 260 px high, legend
+    across the top.
+
+    Raises ``InvalidInput`` when ``stats`` lacks a column of ``STATS_COLUMNS``.
+    """
+    missing = [column for column in STATS_COLUMNS if column not in stats.columns]
+    if missing:
+        raise InvalidInput.from_problems(
+            [Problem(field="stats", message=f"missing columns: {', '.join(missing)}")]
+        )
+    days = [d.isoformat() if isinstance(d, date) else str(d) for d in stats["day"]]
+    rates = [
+        "no runs" if pd.isna(rate) else f"{rate:.0%}" for rate in stats["success_rate"].tolist()
+    ]
+    runs = [int(count) for count in stats["runs"].tolist()]
+    hover_data = list(zip(rates, runs, strict=True))
+    bar_hover = (
+        "%{x|%a %d %b}<br>%{fullData.name}: %{y}"
+        "<br>success rate: %{customdata[0]} of %{customdata[1]} runs<extra></extra>"
+    )
+
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    figure.add_trace(
+        go.Bar(
+            x=days,
+            y=stats["successes"].tolist(),
+            name="Succeeded",
+            marker_color=_GREEN,
+            customdata=hover_data,
+            hovertemplate=bar_hover,
+        ),
+        secondary_y=False,
+    )
+    figure.add_trace(
+        go.Bar(
+            x=days,
+            y=stats["failures"].tolist(),
+            name="Failed",
+            marker_color=_RED,
+            customdata=hover_data,
+            hovertemplate=bar_hover,
+        ),
+        secondary_y=False,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=days,
+            y=[None if pd.isna(s) else float(s) for s in stats["mean_duration"].tolist()],
+            name="Avg duration",
+            mode="lines+markers",
+            line={"color": _BLUE, "width": 2},
+            connectgaps=False,
+            customdata=hover_data,
+            hovertemplate=(
+                "%{x|%a %d %b}<br>avg duration: %{y:.1f} s"
+                "<br>success rate: %{customdata[0]} of %{customdata[1]} runs<extra></extra>"
+            ),
+        ),
+        secondary_y=True,
+    )
+    figure.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 14}},
+        barmode="stack",
+        height=260,
+        margin={"l": 40, "r": 40, "t": 40, "b": 30},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        hovermode="closest",
+        bargap=0.25,
+    )
+    # one tick per day while they fit; plotly picks the ticks of longer ranges
+    daily = {"dtick": 86_400_000} if len(days) <= 14 else {}
+    figure.update_xaxes(type="date", tickformat="%a %d %b", **daily)
+    figure.update_yaxes(title_text="runs", rangemode="tozero", secondary_y=False)
+    figure.update_yaxes(title_text="seconds", rangemode="tozero", showgrid=False, secondary_y=True)
+    result: go.Figure = figure
+    return result

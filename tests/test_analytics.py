@@ -1,0 +1,185 @@
+"""History to frames and figures: ``taskops.analytics`` on Job objects built here."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from taskops.analytics import STATS_COLUMNS, daily_run_figure, daily_run_stats
+from taskops.errors import InvalidInput
+from taskops.model import Job, JobState
+
+NOW = datetime(2026, 1, 16, 14, 5, 30, tzinfo=UTC)  # a Friday
+
+
+def job(
+    state: JobState,
+    started: datetime | None,
+    seconds: float | None = 10.0,
+    *,
+    ended: bool = True,
+    number: int = 1,
+) -> Job:
+    """A job of ``global.Cleanup`` started at ``started`` that ran ``seconds``."""
+    end = started + timedelta(seconds=seconds) if started and seconds is not None else None
+    return Job(
+        id=number,
+        name=f"Task_Cleanup_{number}",
+        state=state,
+        owner="TaskEngine",
+        task_id="global.Cleanup",
+        app="global",
+        scheduled_for=started,
+        queued_at=started or NOW,
+        started_at=started,
+        ended_at=end if ended else None,
+        exit_code=0 if state == JobState.COMPLETED else 1,
+        error=None,
+        progress=None,
+        progress_message=None,
+        output_bytes=0,
+    )
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 1, day, hour, minute, tzinfo=UTC)
+
+
+def row(frame: pd.DataFrame, day: date) -> dict[str, Any]:
+    rows = frame[frame["day"] == day].to_dict("records")
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_columns_dtypes_and_zero_filled_days() -> None:
+    frame = daily_run_stats([], now=NOW, timezone="UTC")
+    assert tuple(frame.columns) == STATS_COLUMNS
+    assert list(frame["day"]) == [date(2026, 1, d) for d in range(10, 17)]
+    assert all(type(d) is date for d in frame["day"])
+    assert str(frame["runs"].dtype) == "int64"
+    assert str(frame["successes"].dtype) == "int64"
+    assert str(frame["failures"].dtype) == "int64"
+    assert str(frame["success_rate"].dtype) == "float64"
+    assert str(frame["mean_duration"].dtype) == "float64"
+    assert frame["runs"].sum() == frame["successes"].sum() == frame["failures"].sum() == 0
+    assert frame["success_rate"].isna().all()
+    assert frame["mean_duration"].isna().all()
+
+
+def test_counts_rates_and_durations_per_day() -> None:
+    jobs = [
+        job(JobState.COMPLETED, at(16, 9), 10, number=1),
+        job(JobState.COMPLETED, at(16, 10), 20, number=2),
+        job(JobState.FAILED, at(16, 11), 30, number=3),
+        job(JobState.TERMINATED, at(16, 12), 60, number=4),
+        job(JobState.STOPPED, at(14, 8), 5, number=5),  # a run, neither success nor failure
+        job(JobState.COMPLETED, at(12, 3), 1.5, number=6),
+    ]
+    frame = daily_run_stats(jobs, now=NOW, timezone="UTC")
+    today = row(frame, date(2026, 1, 16))
+    assert (today["runs"], today["successes"], today["failures"]) == (4, 2, 2)
+    assert today["success_rate"] == pytest.approx(0.5)
+    assert today["mean_duration"] == pytest.approx(30.0)
+    stopped = row(frame, date(2026, 1, 14))
+    assert (stopped["runs"], stopped["successes"], stopped["failures"]) == (1, 0, 0)
+    assert stopped["success_rate"] == 0.0
+    assert stopped["mean_duration"] == pytest.approx(5.0)
+    monday = row(frame, date(2026, 1, 12))
+    assert monday["success_rate"] == 1.0
+    assert monday["mean_duration"] == pytest.approx(1.5)
+    quiet = row(frame, date(2026, 1, 13))
+    assert quiet["runs"] == 0
+    assert math.isnan(quiet["success_rate"])
+    assert math.isnan(quiet["mean_duration"])
+
+
+def test_only_ended_runs_inside_the_window_count() -> None:
+    jobs = [
+        job(JobState.RUNNING, at(16, 14), ended=False, number=1),
+        job(JobState.QUEUED, None, None, ended=False, number=2),
+        job(JobState.COMPLETED, at(9, 23, 59), number=3),  # the day before the first day
+        job(JobState.COMPLETED, at(10, 0, 0), number=4),  # the first day
+        job(JobState.COMPLETED, NOW + timedelta(hours=11), number=5),  # tomorrow
+    ]
+    frame = daily_run_stats(jobs, now=NOW, timezone="UTC")
+    assert frame["runs"].tolist() == [1, 0, 0, 0, 0, 0, 0]
+
+
+def test_days_are_calendar_days_of_the_timezone() -> None:
+    # 23:30 UTC on the 15th is 00:30 on the 16th in Berlin and 18:30 on the 15th in New York
+    late = job(JobState.COMPLETED, at(15, 23, 30))
+    berlin = daily_run_stats([late], now=NOW, timezone="Europe/Berlin")
+    assert row(berlin, date(2026, 1, 16))["runs"] == 1
+    assert row(berlin, date(2026, 1, 15))["runs"] == 0
+    new_york = daily_run_stats([late], now=NOW, timezone="America/New_York")
+    assert row(new_york, date(2026, 1, 15))["runs"] == 1
+    # and "today" is today there: 23:30 UTC on the 16th is 08:30 on the 17th in Tokyo
+    tokyo = daily_run_stats([], now=at(16, 23, 30), timezone="Asia/Tokyo")
+    assert tokyo["day"].iloc[-1] == date(2026, 1, 17)
+    assert tokyo["day"].iloc[0] == date(2026, 1, 11)
+
+
+def test_window_length() -> None:
+    frame = daily_run_stats([job(JobState.COMPLETED, at(1, 12))], days=30, now=NOW, timezone="UTC")
+    assert len(frame) == 30
+    assert frame["day"].iloc[0] == date(2025, 12, 18)
+    assert row(frame, date(2026, 1, 1))["runs"] == 1
+    assert len(daily_run_stats([], days=1, now=NOW, timezone="UTC")) == 1
+
+
+@pytest.mark.parametrize("days", [0, -3, True, 2.5])
+def test_bad_days_are_invalid_input(days: Any) -> None:
+    with pytest.raises(InvalidInput, match="days"):
+        daily_run_stats([], days=days, now=NOW, timezone="UTC")
+
+
+def test_bad_timezone_and_naive_now_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="unknown timezone"):
+        daily_run_stats([], now=NOW, timezone="Mars/Olympus_Mons")
+    with pytest.raises(ValueError, match="naive"):
+        daily_run_stats([], now=NOW.replace(tzinfo=None), timezone="UTC")
+
+
+def test_figure_traces() -> None:
+    jobs = [
+        job(JobState.COMPLETED, at(16, 9), 10, number=1),
+        job(JobState.FAILED, at(16, 10), 30, number=2),
+        job(JobState.COMPLETED, at(14, 9), 4, number=3),
+    ]
+    stats = daily_run_stats(jobs, now=NOW, timezone="UTC")
+    figure = daily_run_figure(stats)
+    assert isinstance(figure, go.Figure)
+    kinds = [(trace.type, trace.name) for trace in figure.data]
+    assert kinds == [("bar", "Succeeded"), ("bar", "Failed"), ("scatter", "Avg duration")]
+    succeeded, failed, duration = figure.data
+    days = [f"2026-01-{d}" for d in range(10, 17)]
+    assert list(succeeded.x) == list(failed.x) == list(duration.x) == days
+    assert list(succeeded.y) == [0, 0, 0, 0, 1, 0, 1]
+    assert list(failed.y) == [0, 0, 0, 0, 0, 0, 1]
+    assert list(duration.y) == [None, None, None, None, 4.0, None, 20.0]
+    assert duration.yaxis == "y2"
+    assert succeeded.yaxis == failed.yaxis == "y"
+    # the success rate and run count are in every point's hover text
+    hover = [tuple(c) for c in succeeded.customdata]
+    assert hover == [("no runs", 0)] * 4 + [("100%", 1), ("no runs", 0), ("50%", 2)]
+    assert [tuple(c) for c in duration.customdata] == hover
+    assert "success rate" in succeeded.hovertemplate
+    layout = figure.layout
+    assert layout.barmode == "stack"
+    assert layout.height == 260
+    assert layout.legend.orientation == "h"
+    assert layout.title.text == "Last 7 days"
+    assert layout.margin.t <= 50 and layout.margin.b <= 50
+    assert layout.yaxis2.title.text == "seconds"
+
+
+def test_figure_title_and_missing_columns() -> None:
+    stats = daily_run_stats([], days=14, now=NOW, timezone="UTC")
+    assert daily_run_figure(stats, title="Two weeks").layout.title.text == "Two weeks"
+    with pytest.raises(InvalidInput, match="mean_duration"):
+        daily_run_figure(stats.drop(columns=["mean_duration"]))
