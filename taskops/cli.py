@@ -3,6 +3,7 @@
     taskops demo [--dir DIR] [--create-only] [serve options]
                                                  create the demo site when missing, serve it
     taskops serve [--site DIR] [--ip 127.0.0.1] [--port 8765] [--token T] [--no-browser]
+                  [--kernel-idle-timeout SECONDS]
                                                  REST API + engine + dashboard until SIGTERM
     taskops tasks list [--site DIR] [--app A] [--enabled|--disabled] [--status S]
                        [--search TEXT] [--json]
@@ -126,14 +127,17 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _serve(site: Path, args: argparse.Namespace, out: TextIO) -> int:
-    from taskops.server.serve import serve
+    # imported here, not at the top: the server's imports are too slow for every command
+    from taskops.server.serve import DEFAULT_KERNEL_IDLE_TIMEOUT, serve
 
+    idle = args.kernel_idle_timeout
     return serve(
         site,
         ip=args.ip,
         port=args.port,
         token=args.token,
         open_browser=not args.no_browser,
+        kernel_idle_timeout=DEFAULT_KERNEL_IDLE_TIMEOUT if idle is None else idle,
         out=out,
     )
 
@@ -379,6 +383,17 @@ def _cmd_runspaces_close(args: argparse.Namespace, out: TextIO) -> None:
             out.write(f"Closed runspace {space.id} (pid {space.pid}): {space.state.value}\n")
 
 
+def _seconds(text: str) -> int:
+    """argparse type: a whole number of seconds, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskops", description="The taskops console.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -390,6 +405,13 @@ def _parser() -> argparse.ArgumentParser:
         "--token", help="the login token (default: $TASKOPS_TOKEN, else a random one, printed)"
     )
     serving.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    serving.add_argument(
+        "--kernel-idle-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="shut down kernels no page is connected to (closed dashboard pages) after this "
+        "long idle; 0: never (default 300)",
+    )
 
     demo = commands.add_parser(
         "demo", parents=[serving], help="create the demo site when missing, and serve it"

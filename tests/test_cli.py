@@ -116,3 +116,34 @@ def test_demo_refuses_a_folder_that_holds_something_else(tmp_path: Path) -> None
     done = run("demo", "--create-only", "--dir", str(a_file), check=1)
     assert "it is a file" in done.stderr and "Traceback" not in done.stderr
     assert a_file.read_text() == "x"
+
+
+def test_serve_refuses_a_kernel_idle_timeout_that_is_no_whole_number(site_dir: Path) -> None:
+    for bad in ("-1", "abc", "2.5"):
+        done = run("serve", "--site", str(site_dir), "--kernel-idle-timeout", bad, check=2)
+        assert "--kernel-idle-timeout" in done.stderr, done.stderr
+    help_text = run("serve", "--help").stdout
+    assert "--kernel-idle-timeout SECONDS" in help_text
+
+
+def test_the_server_culls_idle_unconnected_kernels(tmp_path: Path) -> None:
+    from taskops.server.serve import DEFAULT_KERNEL_IDLE_TIMEOUT, cull_interval, server_argv
+
+    def argv(**kwargs: int) -> list[str]:
+        return server_argv(
+            tmp_path, ip="127.0.0.1", port=8765, token="t", open_browser=False, **kwargs
+        )
+
+    default = argv()
+    assert f"--MappingKernelManager.cull_idle_timeout={DEFAULT_KERNEL_IDLE_TIMEOUT}" in default
+    assert "--MappingKernelManager.cull_interval=60" in default
+    # a kernel an open page is connected to is never culled
+    assert "--MappingKernelManager.cull_connected=False" in default
+    assert "--ServerApp.default_url=/apps/WebHostTaskManagement/" in default
+    short = argv(kernel_idle_timeout=4)
+    assert "--MappingKernelManager.cull_idle_timeout=4" in short
+    assert "--MappingKernelManager.cull_interval=1" in short
+    assert "--MappingKernelManager.cull_idle_timeout=0" in argv(kernel_idle_timeout=0)  # never
+    assert [cull_interval(t) for t in (0, 1, 4, 40, 300, 3600)] == [1, 1, 1, 10, 60, 60]
+    with pytest.raises(ValueError, match="0 or more"):
+        argv(kernel_idle_timeout=-1)

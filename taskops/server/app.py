@@ -1,5 +1,5 @@
-"""``TaskopsApp``: the jupyter-server extension that serves the REST API of one site and
-hosts its engine and runspace sampler.
+"""``TaskopsApp``: the jupyter-server extension that serves the REST API and the dashboard
+page (``/apps/WebHostTaskManagement/``) of one site and hosts its engine and runspace sampler.
 
 Enabled on install (``jupyter_server_config.d/taskops.json``); with no site configured
 (``TaskopsApp.site`` or ``$TASKOPS_SITE``) it stays idle and its routes answer 503. With a
@@ -21,6 +21,7 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
 from taskops.model import RunspaceKind
 from taskops.server.auth import ADMIN_ROLE
+from taskops.server.dashboard import dashboard_handlers
 from taskops.server.handlers import handlers
 from taskops.server.kernels import KernelRunspaces
 from taskops.service import TaskOps, open_site
@@ -114,6 +115,7 @@ class TaskopsApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())
+        self.handlers.extend(dashboard_handlers(self.serverapp))
 
     def initialize_settings(self) -> None:
         site = self.site or os.environ.get("TASKOPS_SITE", "")

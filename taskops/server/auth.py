@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["ADMIN_ROLE", "audit_name", "groups_of", "roles_of"]
+__all__ = ["ADMIN_ROLE", "admin_refusal", "audit_name", "groups_of", "roles_of"]
 
 ADMIN_ROLE = "system_admin"
 """The role every route of the API requires."""
@@ -47,6 +47,16 @@ def roles_of(
     if not named:
         return set(default_roles)
     return {role for key in named for role in roles[key]}
+
+
+def admin_refusal(
+    user: Any, roles: Mapping[str, Sequence[str]], default_roles: Sequence[str]
+) -> str | None:
+    """Why the logged-in ``user`` (a jupyter-server ``User``) may not use taskops: a
+    message when they do not hold ``ADMIN_ROLE``, else None."""
+    if ADMIN_ROLE in roles_of(user.username, groups_of(user), roles, default_roles):
+        return None
+    return f"user {user.username!r} does not hold the {ADMIN_ROLE} role"
 
 
 _ANONYMOUS_ID = re.compile(r"[0-9a-f]{32}")

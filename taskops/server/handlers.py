@@ -21,7 +21,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from taskops.errors import Conflict, Forbidden, InvalidInput, NotFound, TaskopsError
-from taskops.server.auth import ADMIN_ROLE, audit_name, groups_of, roles_of
+from taskops.server.auth import admin_refusal, audit_name
 
 if TYPE_CHECKING:
     from taskops.server.app import ServerHost
@@ -34,6 +34,12 @@ API_BASE = "/apps/WebHostTaskManagement/api/v1"
 T = TypeVar("T")
 
 LOGIN_REQUIRED = "authentication required: send 'Authorization: token <TOKEN>'"
+
+NO_SITE = (
+    "taskops has no site: start it with `taskops serve --site DIR`, or set "
+    "TaskopsApp.site (or TASKOPS_SITE) for this server"
+)
+"""Why a route answers 503 when the extension serves no site."""
 
 FOLLOW_POLL_SECONDS = 0.25
 """How often a followed output stream looks for new text."""
@@ -108,11 +114,7 @@ class TaskopsHandler(ExtensionHandlerMixin, APIHandler):
     def host(self) -> ServerHost:
         host: ServerHost | None = self.settings.get("taskops_host")
         if host is None:
-            raise ApiError(
-                503,
-                "taskops has no site: start it with `taskops serve --site DIR`, or set "
-                "TaskopsApp.site (or TASKOPS_SITE) for this server",
-            )
+            raise ApiError(503, NO_SITE)
         return host
 
     async def prepare(self) -> None:  # type: ignore[override]
@@ -121,9 +123,9 @@ class TaskopsHandler(ExtensionHandlerMixin, APIHandler):
         if not user:
             raise ApiError(403, LOGIN_REQUIRED)
         host = self.host  # 503 when no site is served, once the caller is known
-        roles = roles_of(user.username, groups_of(user), host.roles, host.default_roles)
-        if ADMIN_ROLE not in roles:
-            raise ApiError(403, f"user {user.username!r} does not hold the {ADMIN_ROLE} role")
+        refusal = admin_refusal(user, host.roles, host.default_roles)
+        if refusal:
+            raise ApiError(403, refusal)
         self.ops: TaskOps = host.ops.as_user(audit_name(user))
 
     def check_xsrf_cookie(self) -> None:

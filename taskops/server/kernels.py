@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from taskops.errors import Conflict
 from taskops.model import Availability, Runspace, RunspaceKind
+from taskops.server.dashboard import DASHBOARD_ROUTE
 from taskops.service.runspaces import DiscoveredProcess
 
 __all__ = ["KernelRunspaces"]
@@ -32,8 +33,8 @@ class KernelRunspaces:
     runspaces (``ops.runspaces.set_closer(RunspaceKind.KERNEL, kernels.close)``).
 
     Owner: the notebook path of the kernel's session, the Voila page that started it
-    (``voila:<notebook>``), else ``jupyter``. Availability: Busy while the kernel
-    executes, else Available."""
+    (``voila:<notebook>``, ``voila:dashboard``), else ``jupyter``. Availability: Busy
+    while the kernel executes, else Available."""
 
     def __init__(
         self,
@@ -121,12 +122,16 @@ class KernelRunspaces:
 
 
 def _voila_page(kernel: Any) -> str | None:
-    """``voila:<notebook>`` for a kernel Voila started: Voila passes the page's path in
-    the kernel's environment (``SCRIPT_NAME``), which the kernel manager keeps with its
-    launch arguments."""
+    """``voila:<notebook>`` for a kernel Voila started (``voila:dashboard`` for the
+    dashboard page's): Voila passes the page's path in the kernel's environment
+    (``SCRIPT_NAME``), which the kernel manager keeps with its launch arguments."""
     launch = getattr(kernel, "_launch_args", None)
     env = launch.get("env") if isinstance(launch, dict) else None
     script = env.get("SCRIPT_NAME") if isinstance(env, dict) else None
-    if not isinstance(script, str) or VOILA_PAGE_PREFIX not in script:
+    if not isinstance(script, str):
+        return None
+    if script.rstrip("/").endswith(DASHBOARD_ROUTE.rstrip("/")):
+        return "voila:dashboard"
+    if VOILA_PAGE_PREFIX not in script:
         return None
     return "voila:" + script.split(VOILA_PAGE_PREFIX, 1)[1]

@@ -1,5 +1,10 @@
 """``taskops serve``: one jupyter-server on one port with the taskops extension (REST API,
-engine, runspace sampler) and Voila, behind the server's token login.
+dashboard page, engine, runspace sampler) and Voila, behind the server's token login.
+
+Every load of the dashboard page starts a kernel, and closing the page does not stop it
+(Voila's shutdown call is refused without an ``_xsrf`` token, voila #1458): so the server
+culls kernels that no page or client is connected to once they have been idle for
+``kernel_idle_timeout`` seconds. A connected kernel (an open page) is never culled.
 
 SIGTERM and SIGINT stop it cleanly: the server's shutdown stops the extension, whose engine
 stops its running jobs first. (jupyter-server asks "Shut down? (y/n)" on Ctrl+C at a
@@ -15,12 +20,30 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from taskops.server.dashboard import DASHBOARD_ROUTE
 from taskops.server.handlers import API_BASE
 
-__all__ = ["DEFAULT_IP", "DEFAULT_PORT", "serve", "server_argv"]
+__all__ = [
+    "DEFAULT_IP",
+    "DEFAULT_KERNEL_IDLE_TIMEOUT",
+    "DEFAULT_PORT",
+    "cull_interval",
+    "serve",
+    "server_argv",
+]
 
 DEFAULT_IP = "127.0.0.1"
 DEFAULT_PORT = 8765
+DEFAULT_KERNEL_IDLE_TIMEOUT = 300
+"""Seconds an unconnected kernel (a closed dashboard page's) may stay idle."""
+
+MAX_CULL_INTERVAL = 60
+
+
+def cull_interval(idle_timeout: int) -> int:
+    """Seconds between two looks for idle kernels: a quarter of ``idle_timeout``, from 1
+    to 60 (so a kernel goes at most a quarter later than its timeout, 60 s at worst)."""
+    return max(1, min(MAX_CULL_INTERVAL, idle_timeout // 4))
 
 
 def server_argv(
@@ -32,8 +55,16 @@ def server_argv(
     open_browser: bool,
     data_dir: str | None = None,
     store_url: str | None = None,
+    kernel_idle_timeout: int = DEFAULT_KERNEL_IDLE_TIMEOUT,
 ) -> list[str]:
-    """The jupyter-server command-line options for serving ``site``."""
+    """The jupyter-server command-line options for serving ``site``: its root is the site,
+    its default page the dashboard, and kernels without a connection idle for
+    ``kernel_idle_timeout`` seconds are shut down (0: never). Raises ValueError for a
+    negative timeout."""
+    if kernel_idle_timeout < 0:
+        raise ValueError(
+            f"kernel_idle_timeout must be 0 or more seconds, not {kernel_idle_timeout}"
+        )
     argv = [
         f"--ServerApp.ip={ip}",
         f"--ServerApp.port={port}",
@@ -42,7 +73,12 @@ def server_argv(
         f"--ServerApp.open_browser={open_browser}",
         f"--ServerApp.root_dir={site}",
         f"--TaskopsApp.site={site}",
+        f"--ServerApp.default_url={DASHBOARD_ROUTE}",
         "--Voila.port_retries=0",
+        f"--MappingKernelManager.cull_idle_timeout={kernel_idle_timeout}",
+        f"--MappingKernelManager.cull_interval={cull_interval(kernel_idle_timeout)}",
+        # an open page holds a websocket to its kernel: never cull those
+        "--MappingKernelManager.cull_connected=False",
     ]
     if data_dir:
         argv.append(f"--TaskopsApp.data_dir={data_dir}")
@@ -62,11 +98,12 @@ def serve(
     open_browser: bool = True,
     data_dir: str | None = None,
     store_url: str | None = None,
+    kernel_idle_timeout: int = DEFAULT_KERNEL_IDLE_TIMEOUT,
     out: TextIO = sys.stdout,
 ) -> int:
     """Serve ``site`` until SIGTERM or SIGINT. The token is ``token``, else
-    ``$TASKOPS_TOKEN``, else a random one, printed in the login URL (a token the user gave
-    is not printed). Returns the exit status (0 after a clean stop)."""
+    ``$TASKOPS_TOKEN``, else a random one, printed in the login and dashboard URLs (a token
+    the user gave is not printed). Returns the exit status (0 after a clean stop)."""
     from jupyter_server.serverapp import ServerApp
 
     given = token or os.environ.get("TASKOPS_TOKEN")
@@ -83,6 +120,7 @@ def serve(
             open_browser=open_browser,
             data_dir=data_dir,
             store_url=store_url,
+            kernel_idle_timeout=kernel_idle_timeout,
         )
     )
 
@@ -96,6 +134,7 @@ def serve(
     base = f"http://{host}:{app.port}{app.base_url.rstrip('/')}"
     out.write(
         f"taskops: serving {site.resolve()}\n"
+        f"  dashboard: {base}{DASHBOARD_ROUTE}?token={shown}\n"
         f"  API:   {base}{API_BASE}/  (header 'Authorization: token {shown}')\n"
         f"  login: {base}/?token={shown}\n"
         "Stop with Ctrl+C or SIGTERM.\n"

@@ -500,6 +500,21 @@ def test_demo_creates_the_site_serves_it_and_prints_only_a_generated_token(
                 return False
 
         wait_for(answers, timeout=60, what="the demo's API to answer with the token")
+        # the dashboard's URL, with the token to log in only when it was generated
+        printed_dashboard = re.search(r"dashboard: (.+)", out.read_text())
+        assert printed_dashboard, out.read_text()
+        dashboard = printed_dashboard.group(1).strip()
+        if given:
+            assert dashboard == f"{base}/apps/WebHostTaskManagement/?token=<your token>"
+        else:
+            assert dashboard == f"{base}/apps/WebHostTaskManagement/?token={use}"
+            # following it logs in (no other credentials) and shows the Voila page
+            with urllib.request.urlopen(dashboard, timeout=120) as response:
+                assert urllib.parse.urlsplit(response.geturl()).path == (
+                    "/apps/WebHostTaskManagement/"
+                )
+                page = response.read().decode()
+            assert "application/vnd.jupyter.widget-view+json" in page, page[-3000:]
         assert (folder / "config" / "tasks.yaml").is_file()
         tasks = http("GET", f"{base}{API}/tasks", token=use)[1]["tasks"]
         assert "global.HealthCheck" in [t["id"] for t in tasks]
