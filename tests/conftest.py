@@ -1,16 +1,21 @@
-"""Fixtures that build a temporary site with real files and a real SQLite store."""
+"""Fixtures that build a temporary site with real files and a real SQLite store, and the
+headless Chromium that browser tests drive (``browser``, ``browser_context``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import taskops
 from taskops.testing import FakeClock, make_site
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext
 
 STANDARD_TASKS: dict[str, list[dict[str, Any]]] = {
     "global": [
@@ -73,3 +78,72 @@ def site_dir(tmp_path: Path) -> Path:
 def ops(site_dir: Path, clock: FakeClock) -> Iterator[taskops.TaskOps]:
     with taskops.open_site(site_dir, user="alice", clock=clock) as opened:
         yield opened
+
+
+# -- the browser ---------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium (`apt-get install -y chromium`; .ci/run installs it). Playwright's own
+browser download does not work on these machines."""
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_session() -> Iterator[tuple[Browser, asyncio.AbstractEventLoop | None]]:
+    """Headless Chromium driven by Playwright, launched once for the whole session, and the
+    event loop of Playwright's sync API. Tests use it through ``browser``.
+
+    Fails (never skips) when Chromium is missing: the browser tests are part of the suite.
+
+    Between its calls, Playwright's sync API leaves its loop marked as the thread's running
+    loop. Left so, it would break every later test that runs a loop of its own
+    (``asyncio.run``, pytest-jupyter's servers): so the mark is removed here and put back
+    only while a test holds ``browser``."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's Chromium "
+            "(apt-get update && apt-get install -y chromium; .ci/run does it)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        loop = asyncio._get_running_loop()
+        asyncio._set_running_loop(None)
+        try:
+            yield launched, loop
+        finally:
+            asyncio._set_running_loop(loop)  # Playwright's own calls need it back
+            launched.close()
+
+
+@pytest.fixture
+def browser(
+    browser_session: tuple[Browser, asyncio.AbstractEventLoop | None],
+) -> Iterator[Browser]:
+    """The session's headless Chromium (``browser_session``), usable in this test."""
+    launched, loop = browser_session
+    asyncio._set_running_loop(loop)
+    try:
+        yield launched
+    finally:
+        asyncio._set_running_loop(None)
+
+
+@pytest.fixture
+def browser_context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (no cookies) for one test, closed after it."""
+    context = browser.new_context()
+    yield context
+    context.close()
