@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,7 +21,21 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["FakeClock", "RecordingContext", "make_site", "wait_for"]
+__all__ = [
+    "API_PATH",
+    "DASHBOARD_PATH",
+    "FakeClock",
+    "RecordingContext",
+    "Served",
+    "free_port",
+    "jupyter_env",
+    "make_site",
+    "serve_site",
+    "wait_for",
+]
+
+API_PATH = "/apps/WebHostTaskManagement/api/v1"
+DASHBOARD_PATH = "/apps/WebHostTaskManagement/"
 
 T = TypeVar("T")
 
@@ -129,3 +151,146 @@ class RecordingContext:
 
     def progress(self, fraction: float, message: str = "") -> None:
         self.progress_reports.append((fraction, message))
+
+
+# -- `taskops serve` in a subprocess -------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def jupyter_env(root: Path) -> dict[str, str]:
+    """This process's environment with Jupyter's folders under ``root`` (nothing reads or
+    writes the user's) and no ``TASKOPS_*`` or ``JUPYTER*`` variables of the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKOPS_", "JUPYTER"))}
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        folder = root / name.lower()
+        folder.mkdir(parents=True, exist_ok=True)
+        env[name] = str(folder)
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    return env
+
+
+@dataclass
+class Served:
+    """A running ``taskops serve``: its URL, the token its client sends, the site and the
+    process (its output goes to ``log``)."""
+
+    url: str
+    token: str
+    site: Path
+    process: subprocess.Popen[str]
+    log: Path
+    root: Path
+
+    @property
+    def api(self) -> str:
+        return self.url + API_PATH
+
+    @property
+    def dashboard(self) -> str:
+        """The dashboard's URL, logging in with the token."""
+        return f"{self.url}{DASHBOARD_PATH}?token={self.token}"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """The server's JUPYTER_RUNTIME_DIR (kernel connection files)."""
+        return self.root / "jupyter_runtime_dir"
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None
+    ) -> tuple[int, Any]:
+        """(status, JSON) of ``method`` on the API ``path`` (with its query string)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.api + path, data=data, method=method)
+        req.add_header("Authorization", f"token {token or self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                status, text = response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read().decode()
+        return status, (json.loads(text) if text.strip() else None)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait for the exit status; SIGKILL to the group if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait(10)
+
+
+def serve_site(
+    root: Path,
+    site: Path,
+    *,
+    token: str = "taskops-test-token",
+    client_token: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    args: Sequence[str] = (),
+    timeout: float = 60.0,
+) -> Served:
+    """Start ``taskops serve --site SITE --token TOKEN`` on a free port, with Jupyter's
+    folders under ``root`` (``config`` becomes its ``jupyter_server_config.json``), and wait
+    until the API answers the client (``client_token``, default ``token``)."""
+    env = jupyter_env(root)
+    if config:
+        (Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json").write_text(
+            json.dumps(config)
+        )
+    port = free_port()
+    log = root / "serve.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "taskops.cli",
+                "serve",
+                "--site",
+                str(site),
+                "--port",
+                str(port),
+                "--token",
+                token,
+                "--no-browser",
+                *args,
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            start_new_session=True,
+        )
+    served = Served(
+        url=f"http://127.0.0.1:{port}",
+        token=client_token or token,
+        site=site,
+        process=process,
+        log=log,
+        root=root,
+    )
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"taskops serve exited: {log.read_text()}")
+        try:
+            return served.request("GET", "/engine")[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(ready, timeout=timeout, what="taskops serve to answer")
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)  # leave no server behind a failed start
+        process.wait(10)
+        raise
+    return served

@@ -10,13 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +21,9 @@ from pytest_jupyter.jupyter_core import *  # noqa: F403
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 from taskops.demo import create_demo_site
-from taskops.testing import make_site, wait_for
+from taskops.testing import API_PATH, Served, make_site, serve_site
 
-API = "/apps/WebHostTaskManagement/api/v1"
+API = API_PATH
 ADMIN_TOKEN = "alice-token-0123456789"
 OTHER_TOKEN = "bob-token-9876543210"
 
@@ -163,118 +157,14 @@ def api(jp_fetch: Any) -> Callable[..., Any]:
 # -- `taskops serve` in a subprocess -------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Served:
-    """A running ``taskops serve``: its URLs, token, site and process."""
-
-    url: str
-    token: str
-    site: Path
-    process: subprocess.Popen[str]
-    log: Path
-    root: Path
-
-    @property
-    def api(self) -> str:
-        return self.url + API
-
-    @property
-    def runtime_dir(self) -> Path:
-        """The server's JUPYTER_RUNTIME_DIR (kernel connection files)."""
-        return self.root / "jupyter_runtime_dir"
-
-    def request(
-        self, method: str, path: str, body: Any = None, *, token: str | None = None
-    ) -> tuple[int, Any]:
-        """(status, JSON) of ``method`` on the API ``path`` (with its query string)."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.api + path, data=data, method=method)
-        req.add_header("Authorization", f"token {token or self.token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as response:
-                status, text = response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            status, text = exc.code, exc.read().decode()
-        return status, (json.loads(text) if text.strip() else None)
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM, then wait for the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-
-def jupyter_env(root: Path) -> dict[str, str]:
-    """An environment whose Jupyter folders are temporary (nothing reads the user's)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKOPS_", "JUPYTER"))}
-    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        folder = root / name.lower()
-        folder.mkdir(parents=True, exist_ok=True)
-        env[name] = str(folder)
-    env["JUPYTER_PLATFORM_DIRS"] = "1"
-    return env
-
-
 def start_served(
     root: Path, site: Path, *, config: dict[str, Any] | None = None, args: tuple[str, ...] = ()
 ) -> Served:
-    """Start ``taskops serve --site SITE`` on a free port and wait until the API answers."""
-    env = jupyter_env(root)
-    if config:
-        (Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json").write_text(
-            json.dumps(config)
-        )
-    port, token = free_port(), ADMIN_TOKEN
-    log = root / "serve.log"
-    handle = log.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "taskops.cli",
-            "serve",
-            "--site",
-            str(site),
-            "--port",
-            str(port),
-            "--token",
-            "server-own-token",
-            "--no-browser",
-            *args,
-        ],
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-        start_new_session=True,
+    """``taskops serve --site SITE`` on a free port, called by alice (``ADMIN_TOKEN``) when
+    ``config`` maps the tokens to users (``identity_config()``)."""
+    return serve_site(
+        root, site, token="server-own-token", client_token=ADMIN_TOKEN, config=config, args=args
     )
-    served = Served(
-        url=f"http://127.0.0.1:{port}", token=token, site=site, process=process, log=log, root=root
-    )
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"taskops serve exited: {log.read_text()}")
-        try:
-            return served.request("GET", "/engine")[0] == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(ready, timeout=60, what="taskops serve to answer")
-    except BaseException:
-        os.killpg(process.pid, signal.SIGKILL)  # leave no server behind a failed start
-        process.wait(10)
-        raise
-    return served
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,13 @@ import pytest
 from conftest import (
     ADMIN_TOKEN,
     OTHER_TOKEN,
-    Served,
     build_site,
     identity_config,
     start_served,
 )
 
 from taskops.server.dashboard import DASHBOARD_ROUTE, dashboard_notebook
-from taskops.testing import wait_for
+from taskops.testing import Served, wait_for
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page

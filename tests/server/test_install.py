@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from conftest import jupyter_env
+from taskops.testing import jupyter_env
 
 
 def test_the_extension_is_enabled_on_install_and_validates(tmp_path: Path) -> None:

@@ -24,17 +24,14 @@ from conftest import (
     ADMIN_TOKEN,
     API,
     OTHER_TOKEN,
-    Served,
     build_site,
-    free_port,
     identity_config,
-    jupyter_env,
     start_served,
 )
 
 import taskops
 from taskops.server.handlers import handlers
-from taskops.testing import wait_for
+from taskops.testing import Served, free_port, jupyter_env, wait_for
 
 pytestmark = pytest.mark.slow
 
