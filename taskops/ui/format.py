@@ -6,7 +6,15 @@ import html
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["STATE_COLOURS", "duration", "error_html", "relative", "typed_whole", "when"]
+__all__ = [
+    "STATE_COLOURS",
+    "STATE_ICONS",
+    "duration",
+    "error_html",
+    "relative",
+    "typed_whole",
+    "when",
+]
 
 STATE_COLOURS = {
     "Enabled": "success",
@@ -19,6 +27,16 @@ STATE_COLOURS = {
     "Terminated": "deep-orange",
 }
 """Vuetify colour names of task statuses and job states."""
+
+STATE_ICONS = {
+    "Queued": "mdi-clock-outline",
+    "Running": "mdi-progress-clock",
+    "Completed": "mdi-check-circle",
+    "Failed": "mdi-alert-circle",
+    "Stopped": "mdi-stop-circle",
+    "Terminated": "mdi-timer-off",
+}
+"""Material Design icons of job states."""
 
 
 def when(moment: datetime | None, timezone: str, *, seconds: bool = False) -> str:

@@ -179,6 +179,8 @@ class TaskDetail(widgets.VBox):  # type: ignore[misc]
         self.chart_note = widgets.HTML()
         self._figure: Any = None
         self._loading = False
+        self._history_key: tuple[Any, ...] | None = None
+        self._chart_stale = True
 
         for widget, css in (
             (self.back_button, "back"),
@@ -362,7 +364,13 @@ class TaskDetail(widgets.VBox):  # type: ignore[misc]
         if self.task_id is None:
             return
         runs = self.ops.tasks.history(self.task_id, limit=HISTORY_RUNS)
+        # a refresh redraws only when a run started, ended or changed state
+        key = (self.task_id, tuple((job.id, job.state) for job in runs))
+        if key == self._history_key:
+            return
+        self._history_key = key
         self.history.items = [self._history_row(job) for job in runs]
+        self._chart_stale = True
         if self.tabs.selected_index == TABS.index("Execution History"):
             self._draw_chart()
 
@@ -383,13 +391,14 @@ class TaskDetail(widgets.VBox):  # type: ignore[misc]
         }
 
     def _tab_shown(self, index: int | None) -> None:
-        if index == TABS.index("Execution History"):
+        if index == TABS.index("Execution History") and self._chart_stale:
             self._draw_chart()
 
     def _draw_chart(self) -> None:
         """The 7-day chart of the task's runs (plotly is imported only when it is shown)."""
         if self.task_id is None:
             return
+        self._chart_stale = False
         import plotly.graph_objects as go
 
         from taskops.analytics import daily_run_figure, daily_run_stats

@@ -23,7 +23,7 @@ from taskops.service import TaskOps
 from taskops.ui.dialogs import ConfirmDialog
 from taskops.ui.duplicate import DuplicateDialog
 from taskops.ui.feedback import Alerts, shows_errors
-from taskops.ui.format import STATE_COLOURS, relative, when
+from taskops.ui.format import STATE_COLOURS, STATE_ICONS, relative, when
 from taskops.ui.task_detail import TaskDetail
 from taskops.ui.task_editor import TaskEditor
 from taskops.ui.ticker import Ticker
@@ -130,8 +130,7 @@ class TaskTable(VuetifyTemplate):
     <template v-slot:item.lastRun="{ item }">
       <span :title="item.lastState || ''">{{ item.lastRun }}</span>
       <v-icon v-if="item.lastState" size="small" :color="item.lastStateColour" class="ml-1"
-              :icon="item.lastState === 'Completed' ? 'mdi-check-circle' : 'mdi-alert-circle'">
-      </v-icon>
+              :icon="item.lastStateIcon"></v-icon>
     </template>
     <template v-slot:item.nextRun="{ item }">
       <span :title="item.nextRunIn">{{ item.nextRun }}</span>
@@ -375,6 +374,7 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             "lastRun": when(task.last_run, self._timezone),
             "lastState": last_state,
             "lastStateColour": STATE_COLOURS.get(last_state or "", "grey"),
+            "lastStateIcon": STATE_ICONS.get(last_state or "", "mdi-help-circle"),
             "nextRun": when(task.next_run, self._timezone),
             "nextRunIn": relative(task.next_run, now),
         }
