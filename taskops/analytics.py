@@ -118,28 +118,18 @@ def daily_run_figure(stats: pd.DataFrame, *, title: str = "Last 7 days") -> go.F
     )
 
     figure = make_subplots(specs=[[{"secondary_y": True}]])
-    figure.add_trace(
-        go.Bar(
-            x=days,
-            y=stats["successes"].tolist(),
-            name="Succeeded",
-            marker_color=_GREEN,
-            customdata=hover_data,
-            hovertemplate=bar_hover,
-        ),
-        secondary_y=False,
-    )
-    figure.add_trace(
-        go.Bar(
-            x=days,
-            y=stats["failures"].tolist(),
-            name="Failed",
-            marker_color=_RED,
-            customdata=hover_data,
-            hovertemplate=bar_hover,
-        ),
-        secondary_y=False,
-    )
+    for column, name, colour in (("successes", "Succeeded", _GREEN), ("failures", "Failed", _RED)):
+        figure.add_trace(
+            go.Bar(
+                x=days,
+                y=stats[column].tolist(),
+                name=name,
+                marker_color=colour,
+                customdata=hover_data,
+                hovertemplate=bar_hover,
+            ),
+            secondary_y=False,
+        )
     figure.add_trace(
         go.Scatter(
             x=days,

@@ -16,7 +16,7 @@ from taskops.errors import InvalidInput, Problem
 from taskops.model import MASK, is_secret_key
 from taskops.ui.format import error_html
 
-__all__ = ["KeyValueEditor"]
+__all__ = ["KeyValueEditor", "task_variable_editors"]
 
 
 def _shown(value: Any) -> str:
@@ -113,3 +113,12 @@ class KeyValueEditor(widgets.VBox):  # type: ignore[misc]
             self.add_class("taskops-invalid")
         else:
             self.remove_class("taskops-invalid")
+
+
+def task_variable_editors() -> tuple[KeyValueEditor, KeyValueEditor]:
+    """The editors of a task's parameters (typed values) and environment (text values)."""
+    parameters = KeyValueEditor("Parameters", field="parameters", add_label="Add parameter")
+    environment = KeyValueEditor(
+        "Environment variables", field="environment", typed_values=False, add_label="Add variable"
+    )
+    return parameters, environment

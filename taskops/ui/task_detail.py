@@ -26,7 +26,7 @@ from taskops.ui.download import DownloadButton
 from taskops.ui.duplicate import DuplicateDialog
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import STATE_COLOURS, duration, error_html, relative, typed_whole, when
-from taskops.ui.key_values import KeyValueEditor
+from taskops.ui.key_values import task_variable_editors
 
 __all__ = ["HistoryTable", "TaskDetail"]
 
@@ -151,15 +151,7 @@ class TaskDetail(widgets.VBox):  # type: ignore[misc]
         )
         self.test_result = widgets.HTML()
         self.script_error = widgets.HTML()
-        self.parameters = KeyValueEditor(
-            "Parameters", field="parameters", add_label="Add parameter"
-        )
-        self.environment = KeyValueEditor(
-            "Environment variables",
-            field="environment",
-            typed_values=False,
-            add_label="Add variable",
-        )
+        self.parameters, self.environment = task_variable_editors()
         self.save_script_button = widgets.Button(
             description="Save script & parameters", button_style="primary"
         )

@@ -19,7 +19,7 @@ from taskops.ui.cron_builder import CronBuilder
 from taskops.ui.dialogs import Dialog
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import error_html, typed_whole
-from taskops.ui.key_values import KeyValueEditor
+from taskops.ui.key_values import task_variable_editors
 
 __all__ = ["TaskEditor"]
 
@@ -86,15 +86,7 @@ class TaskEditor(Dialog):
             placeholder="tasks/...",
             ensure_option=False,
         )
-        self.parameters = KeyValueEditor(
-            "Parameters", field="parameters", add_label="Add parameter"
-        )
-        self.environment = KeyValueEditor(
-            "Environment variables",
-            field="environment",
-            typed_values=False,
-            add_label="Add variable",
-        )
+        self.parameters, self.environment = task_variable_editors()
         self.enabled = widgets.Checkbox(value=True, description="Enabled", indent=False)
         self.max_runtime = widgets.Text(
             description="Max runtime", style=_STYLE, placeholder="seconds (empty: the default)"
