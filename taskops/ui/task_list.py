@@ -207,7 +207,7 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
         self.state = TaskListState()
         self.add_class("taskops-tasks")
         self._tasks: list[Task] = []
-        self._last_refresh = 0.0
+        self._last_tick = 0.0
         self._timezone = ops.timezone
 
         self.stat_values: dict[str, widgets.HTML] = {}
@@ -266,12 +266,12 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             ops,
             alerts=self.alerts,
             on_back=self.show_list,
-            on_change=self.refresh,
             duplicator=self.duplicator,
             confirm=self.confirm,
             on_edit=self.editor.edit,
         )
-        self.ticker = Ticker(float(ops.settings.get()["autoRefreshInterval"]))
+        self._refresh_setting = float(ops.settings.get()["autoRefreshInterval"])
+        self.ticker = Ticker(self._refresh_setting)
 
         self.app_filter.observe(lambda change: self.set_filter(app=change["new"]), "value")
         self.status_filter.observe(lambda change: self.set_filter(status=change["new"]), "value")
@@ -325,7 +325,7 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             status=None if state.status == ALL else state.status,
             search=state.search or None,
         )
-        self.ticker.interval = float(self.ops.settings.get()["autoRefreshInterval"])
+        self._follow_refresh_setting()
         for key, value in self.ops.tasks.summary().items():
             self.stat_values[key].value = f'<span style="font-size:1.6em">{value}</span>'
         known = {task.id for task in self._tasks}
@@ -337,15 +337,28 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             self.deleted_choice.value = deleted[0] if deleted else None
         self.restore_box.layout.display = "flex" if deleted else "none"
         self.show_page()
-        if self.detail.task_id is not None and self.detail in self.children:
-            self.detail.refresh()
-        self._last_refresh = time.monotonic()
+
+    def _follow_refresh_setting(self) -> None:
+        """A changed ``autoRefreshInterval`` applies from the next refresh on."""
+        seconds = float(self.ops.settings.get()["autoRefreshInterval"])
+        if seconds != self._refresh_setting:
+            self._refresh_setting = self.ticker.interval = seconds
 
     def tick(self) -> None:
-        """A tick of the ticker: refresh, unless the last refresh was moments ago (ticks
-        that queued up while a slow refresh ran are dropped)."""
-        if time.monotonic() - self._last_refresh >= self.ticker.interval / 2:
+        """A tick of the ticker: refresh what is shown (the list, or the detail), unless
+        the last tick was moments ago (ticks that queued up during a slow refresh are
+        dropped)."""
+        if time.monotonic() - self._last_tick < self.ticker.interval / 2:
+            return
+        if self.showing_detail:
+            self.detail.refresh()
+        else:
             self.refresh()
+        self._last_tick = time.monotonic()
+
+    @property
+    def showing_detail(self) -> bool:
+        return self.detail.task_id is not None and self.detail in self.children
 
     def show_page(self) -> None:
         """Put the page the table asks for (its page, size and sort) in its rows."""
@@ -491,7 +504,10 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
 
     def _saved(self, task: Task) -> None:
         self.alerts.success(f"Saved {task.id}")
-        self.refresh()
+        if self.showing_detail:
+            self.detail.load(task.id)  # edited from the detail: show the saved fields
+        else:
+            self.refresh()
 
     def _duplicated(self, task: Task) -> None:
         self.alerts.success(f"Created {task.id}")

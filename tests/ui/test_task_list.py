@@ -108,6 +108,26 @@ def test_ten_thousand_tasks_cost_one_page_of_rows(tmp_path: Path) -> None:
     assert big.table.items[-1]["name"] == "T09999"
 
 
+def test_a_tick_shows_what_changed_elsewhere_in_the_screen_shown(
+    demo_ops: taskops.TaskOps,
+) -> None:
+    screen = TaskList(demo_ops)
+    screen.ticker.interval = 0  # no tick is dropped as too soon
+    demo_ops.tasks.disable("vault.VaultBackup")  # say, through the API or another page
+    screen.ticker.tick()
+    row = next(r for r in screen.table.items if r["id"] == "vault.VaultBackup")
+    assert row["status"] == "Disabled"
+    assert ">7<" in screen.stat_values["enabled"].value
+    detail = open_detail(screen, "vault.VaultBackup")
+    demo_ops.tasks.enable("vault.VaultBackup")
+    screen.ticker.tick()
+    assert "Enabled" in detail.heading.value and detail.enabled_toggle.value is True
+    # a new refresh interval applies without a restart
+    demo_ops.settings.update({"autoRefreshInterval": 2})
+    detail.back_button.click()
+    assert screen.ticker.interval == 2
+
+
 # -- row actions ---------------------------------------------------------------------------
 
 
