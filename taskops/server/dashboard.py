@@ -23,7 +23,7 @@ from voila.paths import collect_template_paths
 from voila.server_extension import load_config_file
 from voila.tornado.handler import TornadoVoilaHandler
 
-from taskops.server.auth import admin_refusal
+from taskops.server.auth import admin_refusal, audit_name
 from taskops.server.handlers import NO_SITE
 
 if TYPE_CHECKING:
@@ -104,6 +104,21 @@ class DashboardHandler(TornadoVoilaHandler):  # type: ignore[misc]  # voila is u
         )
 
 
+USER_VARIABLE = "TASKOPS_USER"
+"""Who a dashboard kernel's changes are audited as (``taskops.open_site`` reads it)."""
+
+
+def _as_the_user(handler: Any, notebook: Any, cwd: str) -> None:
+    """Voila's prelaunch hook: the page's kernel acts as the user who opened it, so the
+    audit log names them. A first cell, run before the dashboard's, sets the variable."""
+    import nbformat
+
+    name = audit_name(handler.current_user)
+    source = f"import os\nos.environ[{USER_VARIABLE!r}] = {name!r}"
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["taskops-user"]})  # type: ignore[no-untyped-call]
+    notebook.cells.insert(0, cell)
+
+
 def dashboard_handlers(serverapp: Any) -> list[tuple[str, type[DashboardHandler], dict[str, Any]]]:
     """The dashboard's route (with and without its trailing slash) and its handler's
     arguments: what Voila's own server extension gives its page handler (the server's
@@ -113,6 +128,7 @@ def dashboard_handlers(serverapp: Any) -> list[tuple[str, type[DashboardHandler]
     if local_config is not None:
         voila_configuration.update_config(local_config)
     template_paths = collect_template_paths(["voila", "nbconvert"], voila_configuration.template)
+    voila_configuration.prelaunch_hook = _as_the_user
     unavailable: str | None = None
     try:
         notebook = dashboard_notebook()

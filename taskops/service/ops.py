@@ -189,6 +189,10 @@ def _at_or_after(text: Any, since: datetime) -> bool:
 
 
 def _default_user() -> str:
+    """``$TASKOPS_USER`` (set for a dashboard's kernel: the user who opened the page), else
+    the account running this process."""
+    if os.environ.get("TASKOPS_USER"):
+        return os.environ["TASKOPS_USER"]
     try:
         return getpass.getuser()
     except (KeyError, OSError):

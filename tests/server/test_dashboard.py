@@ -176,6 +176,27 @@ def test_the_dashboard_shows_in_chromium(served: Served, browser_context: Browse
 
 
 @slow
+def test_changes_made_in_the_dashboard_are_audited_as_its_user(
+    served: Served, browser_context: BrowserContext
+) -> None:
+    page = open_dashboard(browser_context, served)
+    button = '.taskops-row-disable[data-task="global.LogRotation"]'
+    page.wait_for_selector(button, timeout=PAGE_TIMEOUT_MS)
+    page.click(button)
+    try:
+        entry = wait_for(
+            lambda: served.request("GET", "/audit?action=task.disable&target=global.LogRotation")[
+                1
+            ]["entries"],
+            timeout=15,
+            what="the audit line of the dashboard's change",
+        )[0]
+        assert entry["user"] == "alice" and entry["result"] == "success"
+    finally:
+        served.request("POST", "/tasks/global.LogRotation/enable")
+
+
+@slow
 def test_closed_pages_kernels_are_culled_and_open_pages_kept(
     tmp_path: Path, browser_context: BrowserContext
 ) -> None:
