@@ -73,7 +73,8 @@ def test_run_now_works_on_a_disabled_task_from_another_process(
     done = cli("tasks", "run", "global.Fails", "--json", site=esite)
     assert done.returncode == 0, done.stderr
     queued = json.loads(done.stdout)
-    assert queued["state"] == "Queued" and queued["owner"] == "Manual"
+    # the engine polls every 0.2 s: on a busy machine it may have started the job already
+    assert queued["state"] in ("Queued", "Running") and queued["owner"] == "Manual"
     assert queued["name"].startswith("Task_Fails_")
     job = wait_finished(eops, queued["id"])
     assert job.state is JobState.FAILED
