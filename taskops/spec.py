@@ -317,6 +317,10 @@ def to_spec(data: Mapping[str, Any]) -> TaskSpec:
             max_failures=term["maxFailures"],
             kill_on_timeout=term["killOnTimeout"],
         ),
-        misfire=MisfirePolicy(data["misfire"]),
+        misfire=_MISFIRE_POLICIES[data["misfire"]],
         max_instances=data["maxInstances"],
     )
+
+
+_MISFIRE_POLICIES = {policy.value: policy for policy in MisfirePolicy}
+"""Value -> policy (faster than ``MisfirePolicy(value)`` for 10,000 tasks)."""

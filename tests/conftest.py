@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import taskops
+from taskops.demo import create_demo_site
 from taskops.testing import FakeClock, make_site
 
 if TYPE_CHECKING:
@@ -77,6 +78,21 @@ def site_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def ops(site_dir: Path, clock: FakeClock) -> Iterator[taskops.TaskOps]:
     with taskops.open_site(site_dir, user="alice", clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def demo_site(tmp_path: Path) -> Path:
+    """A fresh copy of the demo site."""
+    site = tmp_path / "demo"
+    create_demo_site(site)
+    return site
+
+
+@pytest.fixture
+def demo_ops(demo_site: Path) -> Iterator[taskops.TaskOps]:
+    """The demo site opened as alice (no engine)."""
+    with taskops.open_site(demo_site, user="alice") as opened:
         yield opened
 
 

@@ -12,6 +12,7 @@ import yaml
 import taskops
 from taskops.errors import Conflict, InvalidInput, NotFound
 from taskops.model import MASK, JobState, TaskStatus
+from taskops.testing import FakeClock
 
 ALL_IDS = [
     "global.Cleanup",
@@ -160,6 +161,21 @@ def test_check_script(ops: taskops.TaskOps, site_dir: Path) -> None:
     (site_dir / "tasks" / "cleanup.py").unlink()
     missing = ops.tasks.check_script("global.Cleanup")
     assert not missing["exists"] and "no file" in missing["message"]
+
+
+def test_next_run_stays_right_as_the_clock_moves(ops: taskops.TaskOps, clock: FakeClock) -> None:
+    """Next runs are kept between listings while still ahead; they must move on as the
+    clock passes them, and be right again when the clock is set back."""
+    every15s = {t.id: t for t in ops.tasks.list()}["WebHostMetrics.MetricsCollection"]
+    assert every15s.next_run == datetime(2026, 1, 16, 14, 5, 45, tzinfo=UTC)
+    clock.advance(10)  # 14:05:40: still before the next run
+    assert ops.tasks.get(every15s.id).next_run == datetime(2026, 1, 16, 14, 5, 45, tzinfo=UTC)
+    clock.advance(5)  # 14:05:45: that run is due now, the next one is 15 s later
+    assert ops.tasks.get(every15s.id).next_run == datetime(2026, 1, 16, 14, 6, 0, tzinfo=UTC)
+    clock.set(datetime(2026, 1, 16, 13, 0, 1, tzinfo=UTC))
+    assert ops.tasks.get(every15s.id).next_run == datetime(2026, 1, 16, 13, 0, 15, tzinfo=UTC)
+    ops.tasks.update(every15s.id, {"schedule": "0 * * * *"})  # a new schedule: its own
+    assert ops.tasks.get(every15s.id).next_run == datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
 
 
 def test_scripts_lists_the_files_a_task_of_an_app_could_run(

@@ -107,6 +107,11 @@ def _finite_float(text: str) -> float:
     return number
 
 
+def encode(value: Any) -> str:
+    """The JSON text of an answer."""
+    return json.dumps(value, default=str)
+
+
 class TaskopsHandler(ExtensionHandlerMixin, APIHandler):
     """Base of every API handler: authenticated, ``system_admin`` only, JSON errors."""
 
@@ -160,9 +165,13 @@ class TaskopsHandler(ExtensionHandlerMixin, APIHandler):
             raise ApiError.from_error(exc) from exc
 
     def reply(self, value: Any, status: int = 200) -> None:
+        self.reply_text(encode(value), status)
+
+    def reply_text(self, text: str, status: int = 200) -> None:
+        """Answer JSON already encoded (big answers are encoded in a worker thread)."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(value, default=str))
+        self.finish(text)
 
     # -- parsing ---------------------------------------------------------------------------
 
@@ -234,8 +243,12 @@ class TasksHandler(TaskopsHandler):
     async def get(self) -> None:
         app, enabled = self.query_text("app"), self.query_bool("enabled")
         status, search = self.query_text("status"), self.query_text("search")
-        tasks = await self.call(self.ops.tasks.list, app, enabled, status, search)
-        self.reply({"tasks": [task.to_dict() for task in tasks], "count": len(tasks)})
+
+        def read() -> str:  # 10,000 tasks: list, convert and encode off the event loop
+            tasks = self.ops.tasks.list(app, enabled, status, search)
+            return encode({"tasks": [task.to_dict() for task in tasks], "count": len(tasks)})
+
+        self.reply_text(await self.call(read))
 
     async def post(self) -> None:
         task = await self.call(self.ops.tasks.create, self.body())

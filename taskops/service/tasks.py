@@ -55,6 +55,32 @@ def _schedule(expression: str, timezone: str) -> Schedule:
     return Schedule.parse(expression, timezone)
 
 
+class NextRuns:
+    """The next fire time of each (expression, timezone), kept while it is still ahead.
+
+    A next run computed at ``t0`` as ``n0`` is still the next run at any ``now`` with
+    ``t0 <= now < n0`` (no fire time lies between), so listing 10,000 tasks asks croniter
+    only for the schedules whose next run has passed. Shared by every ``as_user`` copy of
+    a ``TaskOps``; bounded, so edited-away schedules do not pile up."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+
+    def next_run(self, schedule: Schedule, now: datetime) -> datetime | None:
+        key = (schedule.expression, schedule.timezone)
+        known = self._known.get(key)
+        if known is not None and known[0] <= now < known[1]:
+            return known[1]
+        upcoming = schedule.next_run(start=now)
+        if upcoming is not None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[key] = (now, upcoming)
+        return upcoming
+
+
 def _flatten_overrides(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Override fields of a spec: top-level keys, ``termination.<sub>`` per sub-field."""
     flat: dict[str, Any] = {}
@@ -198,7 +224,9 @@ class TaskService:
                     status=status,
                     schedule_text=schedule.describe(),
                     timezone=timezone,
-                    next_run=schedule.next_run(start=now) if entry.spec["enabled"] else None,
+                    next_run=self._ops.next_runs.next_run(schedule, now)
+                    if entry.spec["enabled"]
+                    else None,
                     last_run=summary.last_run if summary else None,
                     last_state=summary.last_state if summary else None,
                     created_at=entry.created_at,
