@@ -536,5 +536,126 @@ def _write_json_atomic(
         raise
 
 
+# -- the fork server --------------------------------------------------------------------------
+
+SERVE_FLAG = "--serve"
+"""``python _runner.py --serve``: the fork server the engine keeps for Python jobs."""
+
+
+def serve() -> int:
+    """The fork server: start Python jobs without starting an interpreter for each.
+
+    The engine writes one JSON request per line on stdin: ``{"script", "cwd", "env",
+    "stdout", "stderr"}``. For each the server checks the working folder, forks, and
+    answers one line on stdout: ``{"pid": <child>}`` or ``{"error": <why>}``. The child
+    becomes its own session (a process group the engine can signal), takes the job's
+    output files, folder and environment (``env`` replaces the environment), and runs
+    :func:`main` on the script, as ``python _runner.py <script>`` would. The server reaps
+    its children and reports each end as ``{"exited": <pid>, "code": <exit code, negative
+    for a signal>}``. It ends when stdin closes (the engine went away); the jobs it
+    started run on (the next engine adopts them).
+    """
+    import json
+    import select
+    import signal
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+    requests = sys.stdin.buffer
+
+    def say(message: Mapping[str, object]) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(1, data) :]
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            say({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    while True:
+        ready, _, _ = select.select([requests, wake_r], [], [])
+        if wake_r in ready:
+            while True:
+                try:
+                    if not os.read(wake_r, 4096):
+                        break
+                except BlockingIOError:
+                    break
+            reap()
+        if requests not in ready:
+            continue
+        line = requests.readline()
+        if not line:
+            return 0  # the engine went away
+        try:
+            job = json.loads(line)
+            cwd = job.get("cwd") or None
+            if cwd is not None and not os.path.isdir(cwd):
+                raise FileNotFoundError(f"no working folder {cwd}")
+        except (ValueError, OSError, AttributeError) as exc:
+            say({"error": str(exc)})
+            continue
+        pid = os.fork()
+        if pid == 0:
+            # leave the server's loop; the job runs and ends like ``python _runner.py``
+            raise _ForkedJob(job, (wake_r, wake_w))
+        say({"pid": pid})
+
+
+class _ForkedJob(BaseException):
+    """Raised in a forked child to leave :func:`serve` and run the job at top level."""
+
+    def __init__(self, job: Mapping[str, Any], server_fds: tuple[int, int]) -> None:
+        super().__init__()
+        self.job = job
+        self.server_fds = server_fds
+
+
+def _forked_job(job: Mapping[str, Any], server_fds: Sequence[int]) -> int:
+    """In the forked child: become the job's process, run it, return its exit code."""
+    import signal
+
+    code = CANNOT_START
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in server_fds:
+            os.close(fd)
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
+            out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.dup2(out, fd)
+            os.close(out)
+        if job.get("cwd"):
+            os.chdir(job["cwd"])
+        os.environ.clear()
+        os.environ.update(job["env"])
+        code = main([job["script"]])
+    except Exception as exc:  # cannot become the job (a file, a folder): say why
+        sys.stderr.write(f"taskops runner: the job could not start: {exc}\n")
+    return code
+
+
+def _main_or_serve() -> int:
+    if sys.argv[1:] != [SERVE_FLAG]:
+        return main()
+    try:
+        return serve()
+    except _ForkedJob as forked:
+        return _forked_job(forked.job, forked.server_fds)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_or_serve())

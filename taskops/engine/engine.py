@@ -36,6 +36,9 @@ import psutil
 from taskops.clock import Clock, SystemClock
 from taskops.cron import Schedule
 from taskops.engine.executor import (
+    RUNNER,
+    SERVE_FLAG,
+    ForkServer,
     JobFiles,
     environment_for,
     error_from_output,
@@ -119,6 +122,7 @@ class _Running:
     kill_on_timeout: bool
     runspace_id: int | None
     popen: subprocess.Popen[bytes] | None = None
+    forked: bool = False  # started by the fork server: its exit code comes from there
     pidfd: int | None = None
     exited: bool = False
     exit_code: int | None = None
@@ -155,6 +159,7 @@ class Engine:
         stop_grace: float = STOP_GRACE_SECONDS,
         reload_interval: float = 1.0,
         sampler: Any = None,
+        fork_server: bool = True,
     ) -> None:
         self.store = store
         self.source = source
@@ -193,6 +198,7 @@ class Engine:
         self._last_retention = 0.0
         self._last_standby_try = 0.0
         self._stop_jobs_on_exit = True
+        self._forks: ForkServer | None = ForkServer() if fork_server else None
 
     # -- public ------------------------------------------------------------------------------
 
@@ -435,15 +441,15 @@ class Engine:
                 data_dir=self.data_dir,
                 files=files,
             )
-            popen = spawn(command, env=env, files=files)
+            pid, popen = self._spawn(command, env, files)
         except Exception as exc:  # a missing script, a bad cwd, a full disk: the job fails
             self._fail_to_start(job_id, task_id, runspace_id, files, exc)
             return
-        create_time = create_time_of(popen.pid) or time.time()
+        create_time = create_time_of(pid) or time.time()
         self.store.set_job_process(
-            job_id, pid=popen.pid, create_time=create_time, runspace_id=runspace_id
+            job_id, pid=pid, create_time=create_time, runspace_id=runspace_id
         )
-        self.store.set_runspace_process(runspace_id, pid=popen.pid, create_time=create_time)
+        self.store.set_runspace_process(runspace_id, pid=pid, create_time=create_time)
         max_runtime = command.get("maxRuntime")
         if max_runtime is None:
             max_runtime = self.settings().get("defaultTaskTimeout")
@@ -452,7 +458,7 @@ class Engine:
             name=name,
             task_id=task_id,
             owner=owner,
-            pid=popen.pid,
+            pid=pid,
             create_time=create_time,
             files=files,
             started_at=now,
@@ -460,8 +466,28 @@ class Engine:
             kill_on_timeout=bool(command.get("killOnTimeout", True)),
             runspace_id=runspace_id,
             popen=popen,
+            forked=popen is None,
         )
         self._track(running)
+
+    def _spawn(
+        self, command: Mapping[str, Any], env: Mapping[str, str], files: JobFiles
+    ) -> tuple[int, subprocess.Popen[bytes] | None]:
+        """Start the job: a Python job is forked by the fork server when there is one (no
+        Popen then), anything else (or when the server fails) is started with Popen.
+        Returns ``(pid, popen)``; raises OSError when it cannot start."""
+        if command.get("kind") == "python" and self._forks is not None:
+            try:
+                return self._forks.run(command, env=env, files=files), None
+            except OSError as exc:
+                if "working folder" in str(exc):
+                    raise
+                _log.warning(
+                    "fork server failed (%s); starting the job with a new interpreter", exc
+                )
+                self._forks.close()
+        popen = spawn(command, env=env, files=files)
+        return popen.pid, popen
 
     def _fail_to_start(
         self,
@@ -585,6 +611,9 @@ class Engine:
                     running.exit_code = running.popen.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     return  # not ended after all; the pidfd fires again
+            elif running.forked and self._forks is not None:
+                # the server reaps it and says how it ended, a moment after the pidfd fires
+                running.exit_code = self._forks.exit_code(running.pid, timeout=2.0)
             running.exited = True
             if running.pidfd is not None:
                 with contextlib.suppress(KeyError, ValueError):
@@ -823,6 +852,8 @@ class Engine:
             self.store.close_runspace(
                 self._runspace_id, state=RunspaceState.CLOSED, now=self.clock.now(), exit_code=0
             )
+        if self._forks is not None:
+            self._forks.close()
         self.notifier.close(timeout=5)
         self._selector.close()
         os.close(self._wake_r)
@@ -833,8 +864,13 @@ def _is_job_process(pid: int, create_time: float, job_id: int, store_id: str) ->
     if not is_same_process(pid, create_time):
         return False
     try:
-        environ = psutil.Process(pid).environ()
-        return environ.get(JOB_TAG) == str(job_id) and environ.get(STORE_TAG) == store_id
+        process = psutil.Process(pid)
+        environ = process.environ()
+        if environ.get(JOB_TAG) == str(job_id) and environ.get(STORE_TAG) == store_id:
+            return True
+        # a job forked by the fork server keeps the server's command line and start-up
+        # environment; its (pid, start time), as this store recorded them, say it is the job
+        return process.cmdline()[1:] == [str(RUNNER), SERVE_FLAG]
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
         return False
 

@@ -3,16 +3,21 @@
 Each job runs in its own session and process group (``start_new_session``), with stdout and
 stderr written straight to ``<jobs>/<id>/stdout.log`` and ``stderr.log`` (never a pipe that
 nobody reads), and the environment tags that let a restarted engine find it again. Python
-scripts go through ``_runner.py``; anything else is executed directly.
+scripts go through ``_runner.py``: forked by its fork server (:class:`ForkServer`, about a
+millisecond), or started as ``python _runner.py <script>`` when there is none; anything
+else is executed directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -23,6 +28,8 @@ from taskops.inspect.processes import JOB_TAG, RUNSPACE_TAG, STORE_TAG, TASK_TAG
 
 __all__ = [
     "RUNNER",
+    "SERVE_FLAG",
+    "ForkServer",
     "JobFiles",
     "environment_for",
     "error_from_output",
@@ -34,6 +41,8 @@ __all__ = [
 
 RUNNER = Path(__file__).resolve().with_name("_runner.py")
 """The bootstrap that calls a Python script's ``run(ctx)``; executed by path."""
+SERVE_FLAG = "--serve"
+"""``python _runner.py --serve`` is the fork server (the runner's own constant)."""
 
 # Tags and context of the engine's own environment must not leak into its jobs (an engine
 # started from inside a job would otherwise hand its jobs the wrong identity).
@@ -156,6 +165,127 @@ def spawn(
             start_new_session=True,
             close_fds=True,
         )
+
+
+class ForkServer:
+    """The runner's fork server, ``python _runner.py --serve``, kept by the engine: a Python
+    job is forked from an interpreter that has started already, so it begins about a
+    millisecond after it is due instead of after an interpreter's start-up (~25 ms here,
+    more on a busy machine), and costs no more CPU than a fork.
+
+    The protocol is ``_runner.serve``'s: one JSON request per line, one reply per request,
+    and a line for each job's end. Used from the engine's thread only. When the server
+    cannot be started or dies, :meth:`run` raises OSError and the engine starts the job
+    the plain way."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pending = b""
+        self._replies: list[dict[str, Any]] = []
+        self._exits: dict[int, int] = {}
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Start the server (again, when it died). Raises OSError."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        self._process = subprocess.Popen(
+            [sys.executable, str(RUNNER), SERVE_FLAG],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+        assert self._process.stdout is not None
+        os.set_blocking(self._process.stdout.fileno(), False)
+        self._pending, self._replies = b"", []
+
+    def run(self, command: Mapping[str, Any], *, env: Mapping[str, str], files: JobFiles) -> int:
+        """Fork the Python job ``command`` with ``env``, output appended to its files;
+        returns its pid. Raises OSError when the server is gone or refuses (a missing
+        working folder)."""
+        files.folder.mkdir(parents=True, exist_ok=True)
+        self.start()
+        process = self._process
+        assert process is not None and process.stdin is not None
+        request = {
+            "script": str(command["script"]),
+            "cwd": command.get("cwd") or None,
+            "env": dict(env),
+            "stdout": str(files.stdout),
+            "stderr": str(files.stderr),
+        }
+        try:
+            process.stdin.write((json.dumps(request) + "\n").encode())
+            process.stdin.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            raise OSError(f"the fork server is gone: {exc}") from exc
+        reply = self._reply(timeout=10.0)
+        if "error" in reply:
+            raise OSError(str(reply["error"]))
+        return int(reply["pid"])
+
+    def exit_code(self, pid: int, *, timeout: float = 0.0) -> int | None:
+        """The exit code of the job ``pid`` (negative: the signal that ended it) once the
+        server has reported it, waiting up to ``timeout`` seconds; None when not (yet)
+        known."""
+        deadline = time.monotonic() + timeout
+        while pid not in self._exits:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(left):
+                break
+        return self._exits.pop(pid, None)
+
+    def close(self) -> None:
+        """Stop the server (jobs it started run on)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def _reply(self, *, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while not self._replies:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(left):
+                raise OSError("the fork server did not answer")
+        return self._replies.pop(0)
+
+    def _read(self, timeout: float) -> bool:
+        """Take in what the server wrote, waiting up to ``timeout`` for something. False
+        when nothing came (or the server is gone)."""
+        process = self._process
+        if process is None or process.stdout is None:
+            return False
+        ready, _, _ = select.select([process.stdout], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            data = os.read(process.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        *lines, self._pending = (self._pending + data).split(b"\n")
+        for line in lines:
+            message = json.loads(line)
+            if "exited" in message:
+                self._exits[int(message["exited"])] = int(message["code"])
+            else:
+                self._replies.append(message)
+        return True
 
 
 @dataclass

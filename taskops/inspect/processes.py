@@ -118,8 +118,10 @@ def _signal_all(pgid: int, processes: list[psutil.Process], sig: signal.Signals)
         os.killpg(pgid, sig)
     for process in processes:
         try:
+            if os.getpgid(process.pid) == pgid:
+                continue  # signalled with its group: a second SIGTERM could cut its cleanup
             process.send_signal(sig)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied):
             continue
 
 
