@@ -1,4 +1,7 @@
-"""The bootstrap of a Python job: ``python _runner.py <script.py>``, executed by path.
+"""The bootstrap of a Python job: ``python _runner.py <script.py>``, executed by path, or
+forked by the engine's fork server (``python _runner.py --serve``, see :func:`serve`), which
+runs the same :func:`main` in a child that has the job's session, files, folder and
+environment.
 
 The engine starts it in the job's own session, with the task's app folder as the working
 directory and stdout and stderr going to ``<job dir>/stdout.log`` and ``stderr.log``. The job
