@@ -49,7 +49,6 @@ from taskops.engine.executor import (
 )
 from taskops.engine.notify import Notifier
 from taskops.engine.scheduler import ScheduledTask, Scheduler
-from taskops.errors import Conflict
 from taskops.inspect.processes import (
     JOB_TAG,
     STOP_GRACE_SECONDS,
@@ -66,7 +65,7 @@ from taskops.model import (
     RunspaceKind,
     RunspaceState,
 )
-from taskops.store import Store
+from taskops.store import JobStart, Store
 
 __all__ = ["Engine", "TaskDefinition", "TaskSource"]
 
@@ -132,6 +131,21 @@ class _Running:
     ladder_done: threading.Event = field(default_factory=threading.Event)
     over_time: bool = False
     progress_mtime: int = 0
+
+
+@dataclass
+class _Start:
+    """A claimed job about to start: what starting it needs."""
+
+    job_id: int
+    name: str
+    task_id: str | None
+    owner: str
+    started_at: datetime
+    files: JobFiles
+    command: dict[str, Any]
+    runspace_id: int
+    env: dict[str, str]
 
 
 class Engine:
@@ -328,6 +342,11 @@ class Engine:
         self._active = True
         self._last_beat = time.monotonic()
         _log.info("engine %s is active (lease taken)", self.holder)
+        if self._forks is not None:
+            try:  # ready before the first Python job is due
+                self._forks.start()
+            except OSError as exc:
+                _log.warning("no fork server (%s): Python jobs start a new interpreter", exc)
         self._recover(now)
         self._definitions = {}
         self._revision = object()
@@ -372,6 +391,7 @@ class Engine:
         if not fires:
             return
         active = self.store.active_jobs_by_task()
+        rows: list[dict[str, Any]] = []
         for fire in fires:
             definition = self._definitions.get(fire.task_id)
             if definition is None or not definition.enabled:
@@ -386,108 +406,145 @@ class Engine:
                 )
                 _log.info("task %s slot %s skipped: still running", fire.task_id, fire.slot)
                 continue
-            try:
-                self.store.insert_job(
-                    name=job_name("Task", definition.name, fire.slot, definition.schedule.zone),
-                    owner=JobOwner.TASK_ENGINE.value,
-                    state=JobState.QUEUED,
-                    queued_at=now,
-                    task_id=definition.id,
-                    app=definition.app,
-                    command=dict(definition.command),
-                    scheduled_for=fire.slot,
-                )
-            except Conflict:
-                continue  # another engine ran this slot already
+            rows.append(
+                {
+                    "name": job_name("Task", definition.name, fire.slot, definition.schedule.zone),
+                    "owner": JobOwner.TASK_ENGINE.value,
+                    "state": JobState.QUEUED,
+                    "queued_at": now,
+                    "task_id": definition.id,
+                    "app": definition.app,
+                    "command": dict(definition.command),
+                    "scheduled_for": fire.slot,
+                }
+            )
             active[fire.task_id] = busy + 1
+        # the slots due together go in at once; a slot another engine ran already is skipped
+        self.store.insert_jobs(rows)
 
     # -- starting jobs -----------------------------------------------------------------------
 
     def _dispatch(self, now: datetime) -> None:
+        """Start queued jobs, first in first out, up to ``maxConcurrentTasks`` running.
+
+        In three steps, so that jobs due together start together: one transaction claims
+        them all and opens their runspaces, then all are started (Python jobs by one
+        request to the fork server), then one transaction records their processes."""
         cap = int(self.settings().get("maxConcurrentTasks", 10))
         free = cap - len(self._running)
         if free <= 0:
             return
-        for job in self.store.queued_jobs(limit=free):
-            self._start_job(job.id, job.name, job.task_id, job.app, job.owner)
-
-    def _start_job(
-        self, job_id: int, name: str, task_id: str | None, app: str | None, owner: str
-    ) -> None:
-        now = self.clock.now()
-        if not self.store.claim_job(job_id, now=now):
-            return  # stopped (or taken) while it waited
-        files = JobFiles(self.jobs_dir / str(job_id))
-        runspace_id: int | None = None
-        try:
-            command = self.store.job_command(job_id)
-            runspace_id = self.store.open_runspace(
-                kind=RunspaceKind.WORKER,
-                owner=owner,
-                now=now,
-                app=app,
-                task_id=task_id,
-                job_id=job_id,
-                purpose=name,
-                state=RunspaceState.OPENING,
-                availability=Availability.BUSY,
-            )
-            env = environment_for(
-                command,
-                job_id=job_id,
-                store_id=self._store_id,
-                runspace_id=runspace_id,
-                site_dir=self.site_dir,
-                data_dir=self.data_dir,
-                files=files,
-            )
-            pid, popen = self._spawn(command, env, files)
-        except Exception as exc:  # a missing script, a bad cwd, a full disk: the job fails
-            self._fail_to_start(job_id, task_id, runspace_id, files, exc)
+        queued = [
+            JobStart(job_id=j.id, name=j.name, task_id=j.task_id, app=j.app, owner=j.owner)
+            for j in self.store.queued_jobs(limit=free)
+        ]
+        if not queued:
             return
-        create_time = create_time_of(pid) or time.time()
-        self.store.set_job_process(
-            job_id, pid=pid, create_time=create_time, runspace_id=runspace_id
+        now = self.clock.now()
+        prepared = []
+        for claim, command, runspace_id in self.store.start_jobs(queued, now=now):
+            files = JobFiles(self.jobs_dir / str(claim.job_id))
+            try:
+                env = environment_for(
+                    command,
+                    job_id=claim.job_id,
+                    store_id=self._store_id,
+                    runspace_id=runspace_id,
+                    site_dir=self.site_dir,
+                    data_dir=self.data_dir,
+                    files=files,
+                )
+            except Exception as exc:  # a broken command row: the job fails
+                self._fail_to_start(claim.job_id, claim.task_id, runspace_id, files, exc)
+                continue
+            prepared.append(
+                _Start(
+                    job_id=claim.job_id,
+                    name=claim.name,
+                    task_id=claim.task_id,
+                    owner=claim.owner,
+                    started_at=now,
+                    files=files,
+                    command=command,
+                    runspace_id=runspace_id,
+                    env=env,
+                )
+            )
+        forked = [start for start in prepared if self._forkable(start.command)]
+        outcomes = dict(zip((s.job_id for s in forked), self._fork_all(forked), strict=True))
+        for start in prepared:
+            if start.job_id not in outcomes:
+                try:
+                    popen = spawn(start.command, env=start.env, files=start.files)
+                    outcomes[start.job_id] = (popen.pid, popen)
+                except Exception as exc:  # a missing program, a bad cwd, an empty command
+                    outcomes[start.job_id] = exc
+        started = []
+        for start in prepared:
+            outcome = outcomes[start.job_id]
+            if isinstance(outcome, Exception):  # the job fails, saying why
+                self._fail_to_start(
+                    start.job_id, start.task_id, start.runspace_id, start.files, outcome
+                )
+            else:
+                pid, process = outcome
+                started.append((start, pid, create_time_of(pid) or time.time(), process))
+        self.store.set_processes(
+            [(start.job_id, start.runspace_id, pid, created) for start, pid, created, _ in started]
         )
-        self.store.set_runspace_process(runspace_id, pid=pid, create_time=create_time)
-        max_runtime = command.get("maxRuntime")
+        for start, pid, created, process in started:
+            self._watch_started(start, pid, created, process)
+
+    def _watch_started(
+        self, start: _Start, pid: int, create_time: float, popen: subprocess.Popen[bytes] | None
+    ) -> None:
+        """Watch a started job (its process is recorded)."""
+        max_runtime = start.command.get("maxRuntime")
         if max_runtime is None:
             max_runtime = self.settings().get("defaultTaskTimeout")
-        running = _Running(
-            job_id=job_id,
-            name=name,
-            task_id=task_id,
-            owner=owner,
-            pid=pid,
-            create_time=create_time,
-            files=files,
-            started_at=now,
-            max_runtime=float(max_runtime) if max_runtime else None,
-            kill_on_timeout=bool(command.get("killOnTimeout", True)),
-            runspace_id=runspace_id,
-            popen=popen,
-            forked=popen is None,
+        self._track(
+            _Running(
+                job_id=start.job_id,
+                name=start.name,
+                task_id=start.task_id,
+                owner=start.owner,
+                pid=pid,
+                create_time=create_time,
+                files=start.files,
+                started_at=start.started_at,
+                max_runtime=float(max_runtime) if max_runtime else None,
+                kill_on_timeout=bool(start.command.get("killOnTimeout", True)),
+                runspace_id=start.runspace_id,
+                popen=popen,
+                forked=popen is None,
+            )
         )
-        self._track(running)
 
-    def _spawn(
-        self, command: Mapping[str, Any], env: Mapping[str, str], files: JobFiles
-    ) -> tuple[int, subprocess.Popen[bytes] | None]:
-        """Start the job: a Python job is forked by the fork server when there is one (no
-        Popen then), anything else (or when the server fails) is started with Popen.
-        Returns ``(pid, popen)``; raises OSError when it cannot start."""
-        if command.get("kind") == "python" and self._forks is not None:
+    def _forkable(self, command: Mapping[str, Any]) -> bool:
+        return command.get("kind") == "python" and self._forks is not None
+
+    def _fork_all(
+        self, starts: list[_Start]
+    ) -> list[tuple[int, subprocess.Popen[bytes] | None] | Exception]:
+        """Fork the Python jobs ``starts`` by the fork server (``(pid, None)`` each, or
+        why one could not start); when the server fails as a whole (it died and cannot
+        be restarted), start them with a new interpreter each (``(pid, popen)``)."""
+        if not starts or self._forks is None:
+            return []
+        try:
+            forks = self._forks.run_many([(s.command, s.env, s.files) for s in starts])
+            return [o if isinstance(o, OSError) else (o, None) for o in forks]
+        except OSError as exc:
+            _log.warning("fork server failed (%s); starting jobs with a new interpreter", exc)
+            self._forks.close()
+        outcomes: list[tuple[int, subprocess.Popen[bytes] | None] | Exception] = []
+        for start in starts:
             try:
-                return self._forks.run(command, env=env, files=files), None
-            except OSError as exc:
-                if "working folder" in str(exc):
-                    raise
-                _log.warning(
-                    "fork server failed (%s); starting the job with a new interpreter", exc
-                )
-                self._forks.close()
-        popen = spawn(command, env=env, files=files)
-        return popen.pid, popen
+                popen = spawn(start.command, env=start.env, files=start.files)
+                outcomes.append((popen.pid, popen))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def _fail_to_start(
         self,

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -207,26 +207,44 @@ class ForkServer:
         """Fork the Python job ``command`` with ``env``, output appended to its files;
         returns its pid. Raises OSError when the server is gone or refuses (a missing
         working folder)."""
-        files.folder.mkdir(parents=True, exist_ok=True)
+        outcome = self.run_many([(command, env, files)])[0]
+        if isinstance(outcome, OSError):
+            raise outcome
+        return outcome
+
+    def run_many(
+        self, jobs: Sequence[tuple[Mapping[str, Any], Mapping[str, str], JobFiles]]
+    ) -> list[int | OSError]:
+        """Fork several jobs ``(command, env, files)`` at once: all requests are sent
+        before the first answer is read, so each starts as soon as the server gets to it.
+        Returns the pid of each, or the OSError that kept it from starting. Raises OSError
+        when the server is gone."""
+        if not jobs:
+            return []
         self.start()
         process = self._process
         assert process is not None and process.stdin is not None
-        request = {
-            "script": str(command["script"]),
-            "cwd": command.get("cwd") or None,
-            "env": dict(env),
-            "stdout": str(files.stdout),
-            "stderr": str(files.stderr),
-        }
+        lines = []
+        for command, env, files in jobs:
+            files.folder.mkdir(parents=True, exist_ok=True)
+            request = {
+                "script": str(command["script"]),
+                "cwd": command.get("cwd") or None,
+                "env": dict(env),
+                "stdout": str(files.stdout),
+                "stderr": str(files.stderr),
+            }
+            lines.append(json.dumps(request) + "\n")
         try:
-            process.stdin.write((json.dumps(request) + "\n").encode())
+            process.stdin.write("".join(lines).encode())
             process.stdin.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise OSError(f"the fork server is gone: {exc}") from exc
-        reply = self._reply(timeout=10.0)
-        if "error" in reply:
-            raise OSError(str(reply["error"]))
-        return int(reply["pid"])
+        outcomes: list[int | OSError] = []
+        for _ in jobs:
+            reply = self._reply(timeout=10.0)
+            outcomes.append(OSError(str(reply["error"])) if "error" in reply else int(reply["pid"]))
+        return outcomes
 
     def exit_code(self, pid: int, *, timeout: float = 0.0) -> int | None:
         """The exit code of the job ``pid`` (negative: the signal that ended it) once the

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,11 +34,30 @@ from taskops.model import (
 )
 from taskops.store import schema as t
 
-__all__ = ["CustomTaskRow", "Lease", "RunspaceRow", "RunspaceSample", "Store", "TaskRunSummary"]
+__all__ = [
+    "CustomTaskRow",
+    "JobStart",
+    "Lease",
+    "RunspaceRow",
+    "RunspaceSample",
+    "Store",
+    "TaskRunSummary",
+]
 
 _LEASE = "engine"
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobStart:
+    """A queued job the engine is about to start (see :meth:`Store.start_jobs`)."""
+
+    job_id: int
+    name: str
+    task_id: str | None
+    app: str | None
+    owner: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -509,6 +528,101 @@ class Store:
                 .values(state=JobState.RUNNING.value, started_at=now, host=socket.gethostname())
             )
             return done.rowcount == 1
+
+    def insert_jobs(self, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
+        """Add several queued job rows (the keyword arguments of :meth:`insert_job`) in one
+        transaction; returns each id, or None where the slot ``(task_id, scheduled_for)``
+        has a job already (that row is left out)."""
+        try:
+            with self._write() as conn:
+                ids: list[int | None] = []
+                for row in rows:
+                    if (
+                        row.get("scheduled_for") is not None
+                        and conn.execute(
+                            sa.select(t.jobs.c.id).where(
+                                t.jobs.c.task_id == row.get("task_id"),
+                                t.jobs.c.scheduled_for == row["scheduled_for"],
+                            )
+                        ).first()
+                    ):
+                        ids.append(None)
+                        continue
+                    values = {k: (v.value if k == "state" else v) for k, v in row.items()}
+                    result = conn.execute(
+                        t.jobs.insert().values(
+                            **values, stop_requested=False, host=socket.gethostname()
+                        )
+                    )
+                    key = result.inserted_primary_key
+                    assert key is not None
+                    ids.append(int(key[0]))
+                return ids
+        except sa.exc.IntegrityError:  # another engine raced us (PostgreSQL): one by one
+            out: list[int | None] = []
+            for row in rows:
+                try:
+                    out.append(self.insert_job(**row))
+                except Conflict:
+                    out.append(None)
+            return out
+
+    def start_jobs(
+        self, starts: Sequence[JobStart], *, now: datetime
+    ) -> list[tuple[JobStart, dict[str, Any], int]]:
+        """Claim queued jobs (Queued -> Running) and open a worker runspace for each, in one
+        transaction: ``(start, command, runspace id)`` of those still queued (a job stopped
+        meanwhile is left out)."""
+        host = socket.gethostname()
+        claimed = []
+        with self._write() as conn:
+            for start in starts:
+                done = conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.id == start.job_id, t.jobs.c.state == JobState.QUEUED.value)
+                    .values(state=JobState.RUNNING.value, started_at=now, host=host)
+                )
+                if done.rowcount != 1:
+                    continue
+                command = conn.execute(
+                    sa.select(t.jobs.c.command).where(t.jobs.c.id == start.job_id)
+                ).scalar()
+                result = conn.execute(
+                    t.runspaces.insert().values(
+                        kind=RunspaceKind.WORKER.value,
+                        host=host,
+                        owner=start.owner,
+                        app=start.app,
+                        task_id=start.task_id,
+                        job_id=start.job_id,
+                        purpose=start.name,
+                        state=RunspaceState.OPENING.value,
+                        availability=Availability.BUSY.value,
+                        opened_at=now,
+                    )
+                )
+                key = result.inserted_primary_key
+                assert key is not None
+                claimed.append((start, dict(command or {}), int(key[0])))
+        return claimed
+
+    def set_processes(self, processes: Sequence[tuple[int, int, int, float]]) -> None:
+        """Record ``(job id, runspace id, pid, create time)`` of started jobs in one
+        transaction (the job's process and its runspace's)."""
+        if not processes:
+            return
+        with self._write() as conn:
+            for job_id, runspace_id, pid, create_time in processes:
+                conn.execute(
+                    t.jobs.update()
+                    .where(t.jobs.c.id == job_id)
+                    .values(pid=pid, create_time=create_time, runspace_id=runspace_id)
+                )
+                conn.execute(
+                    t.runspaces.update()
+                    .where(t.runspaces.c.id == runspace_id)
+                    .values(pid=pid, create_time=create_time, state=RunspaceState.OPENED.value)
+                )
 
     def set_job_process(
         self, job_id: int, *, pid: int, create_time: float, runspace_id: int | None
