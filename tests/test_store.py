@@ -14,7 +14,7 @@ import pytest
 import taskops
 from taskops.errors import Conflict, NotFound
 from taskops.model import JobState, RunspaceKind
-from taskops.store import Store, schema
+from taskops.store import JobStart, Store, schema
 
 T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
 
@@ -76,6 +76,50 @@ def test_a_slot_runs_once(tmp_path: Path) -> None:
     assert len(store.jobs_of_task("vault.Backup")) == 3
     with pytest.raises(NotFound):
         store.get_job(999)
+
+
+def test_slots_due_together_go_in_claimed_and_recorded_in_batches(tmp_path: Path) -> None:
+    store = Store.for_sqlite(tmp_path / "x.db")
+    store.insert_job(
+        name="a",
+        owner="TaskEngine",
+        state=JobState.QUEUED,
+        queued_at=T0,
+        task_id="vault.Backup",
+        scheduled_for=T0,
+    )
+    rows = [
+        {
+            "name": n,
+            "owner": "TaskEngine",
+            "state": JobState.QUEUED,
+            "queued_at": T0,
+            "task_id": task,
+            "scheduled_for": T0,
+            "command": {"kind": "exec", "argv": ["true"]},
+        }
+        for n, task in (("b", "vault.Backup"), ("c", "global.Cleanup"), ("d", "global.Other"))
+    ]
+    ids = store.insert_jobs(rows)
+    assert ids[0] is None  # that slot has run already: left out, the others go in
+    c_id, d_id = ids[1], ids[2]
+    assert c_id is not None and d_id is not None
+    assert [j.id for j in store.queued_jobs()] == [1, c_id, d_id]
+    store.request_stop(d_id, reason="stopped by alice", now=T0)  # stopped while it waited
+    starts = [
+        JobStart(job_id=job.id, name=job.name, task_id=job.task_id, app=job.app, owner=job.owner)
+        for job in store.queued_jobs()
+    ]
+    claimed = store.start_jobs(starts, now=T0)
+    assert [(start.job_id, command) for start, command, _ in claimed] == [
+        (1, {}),
+        (c_id, {"kind": "exec", "argv": ["true"]}),
+    ]
+    assert store.get_job(c_id).state is JobState.RUNNING
+    store.set_processes([(c_id, claimed[1][2], 4242, 123.5)])
+    assert store.job_process(c_id)[:2] == (4242, 123.5)
+    runspace = store.runspace_row(claimed[1][2])
+    assert (runspace.pid, runspace.job_id, runspace.kind) == (4242, c_id, RunspaceKind.WORKER.value)
 
 
 def test_times_come_back_aware_and_equal(tmp_path: Path) -> None:
