@@ -33,7 +33,9 @@ from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cron_descriptor import Options, get_description
+from cron_descriptor import ExpressionDescriptor, Options, get_description
+from cron_descriptor.ExpressionParser import ExpressionParser
+from cron_descriptor.GetText import GetText
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 from taskops.errors import InvalidInput, Problem
@@ -330,7 +332,7 @@ def _jump_instant(zone: ZoneInfo, wall: datetime) -> datetime:
     return datetime.fromtimestamp(high, UTC)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def _parse_expression(expression: str) -> _Parsed | str:
     """The meaning of a stripped expression, or a message saying what is wrong with it."""
     if not expression:
@@ -349,13 +351,18 @@ def _parse_expression(expression: str) -> _Parsed | str:
         plural = "field" if len(tokens) == 1 else "fields"
         return f"has {len(tokens)} {plural}; expected {_FORMS}"
     for index, token in enumerate(tokens):
-        problem = _field_problem(index, token, len(tokens))
+        problem = _field_syntax_problem(index, token)
         if problem:
             return problem
     fields = " ".join(tokens)
     try:
         expanded, _ = croniter.expand(fields)
     except CroniterError as exc:
+        # which field is at fault: each alone (costly, so only for a refused expression)
+        for index, token in enumerate(tokens):
+            problem = _field_problem(index, token, len(tokens))
+            if problem:
+                return problem
         return f"is not a valid cron expression: {exc}"
     if tokens[_DOW] in ("*", "?"):
         try:
@@ -380,13 +387,19 @@ def _parse_expression(expression: str) -> _Parsed | str:
     )
 
 
-def _field_problem(index: int, token: str, count: int) -> str | None:
-    """What is wrong with one field on its own, or None."""
+def _field_syntax_problem(index: int, token: str) -> str | None:
+    """What croniter would take but taskops refuses in one field (cheap checks), or None."""
     spec = _FIELDS[index]
     if _HASHED.match(token):
         return f"{spec.name} field {token!r}: hashed (H) and random (R) values are not supported"
     if re.search(r"/0+(?:\D|$)", token):
         return f"{spec.name} field {token!r} has a step of 0; a step must be at least 1"
+    return None
+
+
+def _field_problem(index: int, token: str, count: int) -> str | None:
+    """What is wrong with one field on its own, or None."""
+    spec = _FIELDS[index]
     probe = ["*"] * count
     probe[index] = token
     try:
@@ -420,12 +433,37 @@ def _never_fires(expanded: list[list[Any]]) -> str:
     return f"never fires: day-of-month {days} does not occur in {months}"
 
 
-@lru_cache(maxsize=4096)
-def _describe(description_input: str) -> str:
+class _Describer(ExpressionDescriptor):  # type: ignore[misc]
+    """cron-descriptor's describer with its translations read once per process: its own
+    constructor parses the ``.mo`` catalogue again for every expression, which made
+    describing 10,000 schedules take most of a second."""
+
+    def __init__(self, expression: str, options: Options) -> None:
+        self._expression = expression
+        self._options = options
+        self.get_text = _translations()
+        self._expression_parts = ExpressionParser(expression, options).parse()
+
+
+@lru_cache(maxsize=1)
+def _translations() -> GetText:
+    return GetText("en_US", None)
+
+
+@lru_cache(maxsize=1)
+def _describe_options() -> Options:
     # Pinned to en_US and its 12-hour clock: left alone, cron-descriptor picks language and
     # clock from the process locale, and the text would differ from machine to machine.
-    options = Options(locale_code="en_US", use_24hour_time_format=False)
+    return Options(locale_code="en_US", use_24hour_time_format=False)
+
+
+@lru_cache(maxsize=65536)
+def _describe(description_input: str) -> str:
+    options = _describe_options()
     try:
-        return str(get_description(description_input, options))
-    except Exception:  # any failure of the wording library falls back to the expression
-        return ""
+        return str(_Describer(description_input, options).get_description())
+    except Exception:  # the shortcut relies on the library's insides: else its own way
+        try:
+            return str(get_description(description_input, options))
+        except Exception:  # any failure of the wording library falls back to the expression
+            return ""

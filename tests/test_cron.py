@@ -348,8 +348,25 @@ def test_describe_falls_back_to_the_expression(monkeypatch: pytest.MonkeyPatch) 
     def broken(expression: str, options: object = None) -> str:
         raise RuntimeError("cannot word it")
 
+    def broken_describer(expression: str, options: object) -> None:
+        raise RuntimeError("cannot word it either")
+
     monkeypatch.setattr(cron, "get_description", broken)
+    monkeypatch.setattr(cron, "_Describer", broken_describer)
+    cron._describe.cache_clear()
     assert Schedule.parse("7 7 7 7 *").describe() == "7 7 7 7 *"
+    cron._describe.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["0 3 * * *", "*/15 9-17 * * 1-5", "30 2 1 */3 *", "* * * * * */20", "@weekly", "0 0 L * *"],
+)
+def test_the_fast_describer_words_as_the_library_does(expression: str) -> None:
+    parsed = Schedule.parse(expression)
+    options = cron._describe_options()
+    source = parsed._parsed.description_input
+    assert parsed.describe() == str(cron.get_description(source, options))
 
 
 # -- fire times ------------------------------------------------------------------------------
