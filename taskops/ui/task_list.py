@@ -259,17 +259,13 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             widget.add_class(f"taskops-{css}")
 
         self.table = TaskTable()
-        self.editor = TaskEditor(ops, alerts=self.alerts, on_saved=self._saved)
-        self.duplicator = DuplicateDialog(ops, alerts=self.alerts, on_done=self._duplicated)
-        self.confirm = ConfirmDialog()
-        self.detail = TaskDetail(
-            ops,
-            alerts=self.alerts,
-            on_back=self.show_list,
-            duplicator=self.duplicator,
-            confirm=self.confirm,
-            on_edit=self.editor.edit,
-        )
+        # dialogs and the detail are built when first needed: a page that never opens
+        # them never sends their hundreds of widget models to the browser
+        self._dialogs = widgets.Box()
+        self._editor: TaskEditor | None = None
+        self._duplicator: DuplicateDialog | None = None
+        self._confirm: ConfirmDialog | None = None
+        self._detail: TaskDetail | None = None
         self._refresh_setting = float(ops.settings.get()["autoRefreshInterval"])
         self.ticker = Ticker(self._refresh_setting)
 
@@ -311,8 +307,49 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             ]
         )
         self.list_view.add_class("taskops-task-list")
-        self.children = [self.list_view, self.editor, self.duplicator, self.confirm, self.ticker]
+        self.children = [self.list_view, self._dialogs, self.ticker]
         self.refresh()
+
+    # -- parts built on first use -------------------------------------------------------
+
+    def _add_dialog(self, dialog: widgets.Widget) -> None:
+        self._dialogs.children = (*self._dialogs.children, dialog)
+
+    @property
+    def editor(self) -> TaskEditor:
+        if self._editor is None:
+            self._editor = TaskEditor(self.ops, alerts=self.alerts, on_saved=self._saved)
+            self._add_dialog(self._editor)
+        return self._editor
+
+    @property
+    def duplicator(self) -> DuplicateDialog:
+        if self._duplicator is None:
+            self._duplicator = DuplicateDialog(
+                self.ops, alerts=self.alerts, on_done=self._duplicated
+            )
+            self._add_dialog(self._duplicator)
+        return self._duplicator
+
+    @property
+    def confirm(self) -> ConfirmDialog:
+        if self._confirm is None:
+            self._confirm = ConfirmDialog()
+            self._add_dialog(self._confirm)
+        return self._confirm
+
+    @property
+    def detail(self) -> TaskDetail:
+        if self._detail is None:
+            self._detail = TaskDetail(
+                self.ops,
+                alerts=self.alerts,
+                on_back=self.show_list,
+                duplicator=self.duplicator,
+                confirm=self.confirm,
+                on_edit=lambda task_id: self.editor.edit(task_id),
+            )
+        return self._detail
 
     # -- loading -------------------------------------------------------------------------
 
@@ -358,7 +395,8 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
 
     @property
     def showing_detail(self) -> bool:
-        return self.detail.task_id is not None and self.detail in self.children
+        detail = self._detail
+        return detail is not None and detail.task_id is not None and detail in self.children
 
     def show_page(self) -> None:
         """Put the page the table asks for (its page, size and sort) in its rows."""
@@ -463,7 +501,7 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
     def delete(self, task_id: str) -> None:
         self.ops.tasks.delete(task_id)
         self.alerts.success(f"Deleted {task_id}")
-        if self.detail.task_id == task_id:
+        if self.showing_detail and self.detail.task_id == task_id:
             self.show_list()
         self.refresh()
 
@@ -518,10 +556,10 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
     def open_task(self, task_id: str) -> None:
         """Show the task's detail in place of the list."""
         if self.detail.load(task_id):
-            self.children = [self.detail, self.editor, self.duplicator, self.confirm, self.ticker]
+            self.children = [self.detail, self._dialogs, self.ticker]
 
     def show_list(self) -> None:
         """Back from the detail to the list, as it was."""
         self.detail.task_id = None
-        self.children = [self.list_view, self.editor, self.duplicator, self.confirm, self.ticker]
+        self.children = [self.list_view, self._dialogs, self.ticker]
         self.refresh()
