@@ -1,0 +1,189 @@
+"""A job writing 100 MB of output: the engine's memory while it runs, and the job's speed.
+
+``taskops engine --site`` runs as its own process (``bench.harness.engine_process``); this
+process queues ad-hoc jobs with ``ops.jobs.start(script)`` and waits for each to end. Three
+writers put 100 MB of text lines on stdout:
+
+- a Python script without ``run(ctx)`` calling ``print()`` per line (run as ``__main__``
+  by the engine's runner), as a task would;
+- a Python script writing 64 KiB chunks to ``sys.stdout.buffer`` (the raw output path);
+- a shell script (``yes ... | head -c``), executed directly;
+
+and an empty Python script shows the fixed cost of a job (start, reap, record), which
+weighs on the shorter writers.
+
+While a job runs, a thread samples the engine process's RSS every 10 ms; the growth is the
+peak minus the RSS just before the job was queued. The job's duration is the store's
+``startedAt`` -> ``endedAt``; the reference is the same writer run alone by
+``subprocess.run`` with stdout going to a file, timed from start to exit. The two are run
+alternately, several times; medians are reported.
+Targets: engine memory growth at most 20 MB for 100 MB of output; slowdown at most 10%
+(the job's duration at most 1.1x the writer's alone).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+import taskops
+from bench.harness import Table, engine_process, p50, ratio, site_with_tasks
+from taskops.testing import wait_for
+
+SIZE = 100 * 10**6
+TARGET_GROWTH_MB = 20.0
+TARGET_SLOWDOWN = 1.10
+
+LINE = "00000000 taskops output benchmark: a line of text as a task might print it"
+
+PRINT_WRITER = f"""line = "{LINE}"
+for _ in range({SIZE} // (len(line) + 1)):
+    print(line)
+"""
+
+CHUNK_WRITER = f"""import sys
+
+chunk = (b"{LINE}\\n" * 1000)[:65536]
+out = sys.stdout.buffer
+written = 0
+while written < {SIZE}:
+    piece = chunk[: {SIZE} - written]
+    out.write(piece)
+    written += len(piece)
+out.flush()
+"""
+
+SHELL_WRITER = f"""#!/bin/sh
+yes "{LINE}" | head -c {SIZE}
+"""
+
+WRITERS = {
+    "Python, print() per line": ("tasks/print_lines.py", PRINT_WRITER),
+    "Python, 64 KiB writes": ("tasks/write_chunks.py", CHUNK_WRITER),
+    "shell, yes piped to head -c": ("tasks/yes_head.sh", SHELL_WRITER),
+    "fixed cost: Python, no output": ("tasks/nothing.py", "pass\n"),
+}
+"""Label -> (script path in the site, its text)."""
+
+
+@contextmanager
+def rss_peak(process: psutil.Process, interval: float = 0.01) -> Iterator[list[float]]:
+    """Sample ``process``'s RSS every ``interval`` s while the block runs; the list holds
+    [RSS before, peak] in bytes when the block ends."""
+    result = [float(process.memory_info().rss)] * 2
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            result[1] = max(result[1], float(process.memory_info().rss))
+            done.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        done.set()
+        thread.join()
+        result[1] = max(result[1], float(process.memory_info().rss))
+
+
+def main(quick: bool) -> list[Table]:
+    runs = 3 if quick else 7
+    results: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-output-") as tmp:
+        root = Path(tmp)
+        site = site_with_tasks(root / "site", [], scripts=dict(WRITERS.values()))
+        alone_out = root / "alone.out"
+        with engine_process(site) as engine, taskops.open_site(site, user="bench") as ops:
+            for label, (script, _) in WRITERS.items():
+                figures = results.setdefault(
+                    label, {"job": [], "alone": [], "growth": [], "bytes": [], "seen": []}
+                )
+                argv = (
+                    [sys.executable, str(site / script)]
+                    if script.endswith(".py")
+                    else [str(site / script)]
+                )
+                for _ in range(runs):
+                    # the job, through the engine
+                    begin = time.perf_counter()
+                    with rss_peak(engine) as rss:
+                        job = ops.jobs.start(script, name=f"writer {label}")
+                        done = wait_for(
+                            lambda j=job: (x := ops.jobs.get(j.id)).state.finished and x,
+                            timeout=300,
+                            what="the writer job",
+                        )
+                    seen = time.perf_counter() - begin
+                    if done.state.value != "Completed" or not done.started_at or not done.ended_at:
+                        raise RuntimeError(f"the writer job ended {done.state.value}: {done.error}")
+                    figures["job"].append((done.ended_at - done.started_at).total_seconds())
+                    figures["seen"].append(seen)
+                    figures["growth"].append(rss[1] - rss[0])
+                    job_dir = ops.site.jobs_dir / str(done.id)
+                    stdout = job_dir / "stdout.log"
+                    figures["bytes"].append(float(stdout.stat().st_size if stdout.exists() else 0))
+                    shutil.rmtree(job_dir, ignore_errors=True)
+                    # the same writer alone, stdout to a file
+                    with alone_out.open("wb") as handle:
+                        begin = time.perf_counter()
+                        subprocess.run(argv, stdout=handle, check=True, cwd=site)
+                        figures["alone"].append(time.perf_counter() - begin)
+                    alone_out.unlink()
+
+    table = Table(
+        title="A job writing 100 MB to stdout: engine memory and the job's duration",
+        columns=[
+            "runs",
+            "MB written",
+            "engine RSS growth MB (median / max)",
+            "job s",
+            "alone s",
+            "job vs alone",
+            "less fixed cost",
+            "queued -> end seen s",
+        ],
+        notes=[
+            f"Targets: engine RSS growth at most {TARGET_GROWTH_MB:g} MB for 100 MB of "
+            f"output; the job at most {TARGET_SLOWDOWN:.2f}x the writer alone. Medians of "
+            f"{runs} runs, job and alone alternating. 'job s': startedAt -> endedAt in the "
+            "store (a Python job is forked from the engine's runner, so it pays no "
+            "interpreter start-up; alone it does). 'queued -> end seen': from "
+            "ops.jobs.start to this process seeing the job's end (polled every 20 ms). 'less "
+            "fixed cost': (job - empty job) / (alone - empty script alone), the output path "
+            "alone. The runner makes a Python task's stdout line-buffered (so a follower sees "
+            "lines as they come), which the writer alone is not.",
+        ],
+    )
+    fixed = results["fixed cost: Python, no output"]
+    fixed_job, fixed_alone = p50(fixed["job"]), p50(fixed["alone"])
+    for label, figures in results.items():
+        job, alone = p50(figures["job"]), p50(figures["alone"])
+        table.add(
+            label,
+            runs=len(figures["job"]),
+            **{
+                "MB written": p50(figures["bytes"]) / 1e6,
+                "engine RSS growth MB (median / max)": (
+                    f"{p50(figures['growth']) / 1e6:.2f} / {max(figures['growth']) / 1e6:.2f}"
+                ),
+                "job s": job,
+                "alone s": alone,
+                "job vs alone": ratio(job, alone),
+                "less fixed cost": (
+                    ratio(job - fixed_job, alone - fixed_alone) if figures is not fixed else "-"
+                ),
+                "queued -> end seen s": p50(figures["seen"]),
+            },
+        )
+    return [table]
