@@ -6,6 +6,7 @@ DESIGN.md §3 (camelCase keys, ISO 8601 times with offset, secret values masked)
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -176,7 +177,23 @@ class TaskSpec:
     max_instances: int = 1
 
     def to_dict(self, *, mask: bool = True) -> dict[str, Any]:
-        """The YAML/JSON keys of this spec; secret environment values masked unless told."""
+        """The YAML/JSON keys of this spec; secret environment values masked unless told.
+        A new dict each time (the masked one is made once per spec)."""
+        if not mask:
+            return self._as_dict(mask=False)
+        masked = self._masked
+        return {
+            **masked,
+            "parameters": dict(masked["parameters"]),
+            "environment": dict(masked["environment"]),
+            "termination": dict(masked["termination"]),
+        }
+
+    @functools.cached_property
+    def _masked(self) -> dict[str, Any]:
+        return self._as_dict(mask=True)
+
+    def _as_dict(self, *, mask: bool) -> dict[str, Any]:
         env = dict(self.environment)
         return {
             "name": self.name,

@@ -9,6 +9,7 @@ in the store; deleting removes it).
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from taskops.model import (
     MisfirePolicy,
     SiteError,
     Task,
+    TaskSpec,
     TaskStatus,
     iso,
 )
@@ -132,6 +134,11 @@ class _Entry:
     overridden: frozenset[str]
     created_at: datetime | None
     modified_at: datetime | None
+
+    @functools.cached_property
+    def task_spec(self) -> TaskSpec:
+        """The spec as a ``TaskSpec``, made once per view (views are reused)."""
+        return to_spec(self.spec)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,7 +253,7 @@ class TaskService:
                 Task(
                     id=entry.id,
                     app=entry.app,
-                    spec=to_spec(entry.spec),
+                    spec=entry.task_spec,
                     is_default=entry.default is not None,
                     status=status,
                     schedule_text=schedule.describe(),
