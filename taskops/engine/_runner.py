@@ -578,7 +578,6 @@ def serve() -> int:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
-    requests = sys.stdin.buffer
 
     def say(message: Mapping[str, object]) -> None:
         data = (json.dumps(message) + "\n").encode()
@@ -595,8 +594,11 @@ def serve() -> int:
                 return
             say({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
+    pending = b""
     while True:
-        ready, _, _ = select.select([requests, wake_r], [], [])
+        # raw reads, not readline(): a buffered reader may hold several requests that
+        # select() would then no longer report as readable
+        ready, _, _ = select.select([0, wake_r], [], [])
         if wake_r in ready:
             while True:
                 try:
@@ -605,24 +607,26 @@ def serve() -> int:
                 except BlockingIOError:
                     break
             reap()
-        if requests not in ready:
+        if 0 not in ready:
             continue
-        line = requests.readline()
-        if not line:
+        data = os.read(0, 1 << 20)
+        if not data:
             return 0  # the engine went away
-        try:
-            job = json.loads(line)
-            cwd = job.get("cwd") or None
-            if cwd is not None and not os.path.isdir(cwd):
-                raise FileNotFoundError(f"no working folder {cwd}")
-        except (ValueError, OSError, AttributeError) as exc:
-            say({"error": str(exc)})
-            continue
-        pid = os.fork()
-        if pid == 0:
-            # leave the server's loop; the job runs and ends like ``python _runner.py``
-            raise _ForkedJob(job, (wake_r, wake_w))
-        say({"pid": pid})
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            try:
+                job = json.loads(line)
+                cwd = job.get("cwd") or None
+                if cwd is not None and not os.path.isdir(cwd):
+                    raise FileNotFoundError(f"no working folder {cwd}")
+            except (ValueError, OSError, AttributeError) as exc:
+                say({"error": str(exc)})
+                continue
+            pid = os.fork()
+            if pid == 0:
+                # leave the server's loop; the job runs and ends like ``python _runner.py``
+                raise _ForkedJob(job, (wake_r, wake_w))
+            say({"pid": pid})
 
 
 class _ForkedJob(BaseException):

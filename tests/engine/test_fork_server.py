@@ -125,6 +125,31 @@ def test_the_server_refuses_a_missing_folder_and_ends_with_its_engine(tmp_path: 
     assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == "zombie"
 
 
+def test_several_jobs_sent_at_once_all_start(tmp_path: Path) -> None:
+    """One write with five requests: the server must answer each, not only the first."""
+    server = ForkServer()
+    script = tmp_path / "t.py"
+    script.write_text("def run(ctx):\n    print('ran', ctx.job_id)\n")
+    jobs = []
+    for n in range(5):
+        files = JobFiles(tmp_path / f"job{n}")
+        env = {
+            "PATH": os.environ["PATH"],
+            "TASKOPS_JOB_ID": str(n),
+            "TASKOPS_JOB_DIR": str(files.folder),
+        }
+        jobs.append(({"script": str(script), "cwd": str(tmp_path)}, env, files))
+    try:
+        pids = server.run_many(jobs)
+        assert all(isinstance(pid, int) for pid in pids)
+        assert [server.exit_code(int(pid), timeout=10) for pid in pids] == [0] * 5
+        assert [files.stdout.read_text() for _, _, files in jobs] == [
+            f"ran {n}\n" for n in range(5)
+        ]
+    finally:
+        server.close()
+
+
 @pytest.fixture
 def engine_process(esite: Path, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
