@@ -63,12 +63,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_report(tables: list[Table]) -> None:
-    """Replace the figures section of BENCHMARKS.md (above it: what each measures)."""
+    """Write the tables of this run into BENCHMARKS.md, below its fixed head: a table of
+    the same title is replaced, a new one added; tables of benchmarks not run are kept."""
     marker = "<!-- figures: written by python -m bench --write -->"
-    head = REPORT.read_text().split(marker)[0] if REPORT.exists() else ""
-    body = "\n".join(table.markdown() for table in tables)
+    text = REPORT.read_text() if REPORT.exists() else ""
+    head, _, figures = text.partition(marker)
+    sections: dict[str, str] = {}
+    for block in figures.split("\n### ")[1:]:
+        title = block.split("\n", 1)[0]
+        sections[title] = "### " + block.rstrip() + "\n"
+    for table in tables:
+        sections[table.title] = table.markdown()
+    body = "\n".join(sections.values())
     REPORT.write_text(
-        f"{head.rstrip()}\n\n{marker}\n\n{machine()}; {datetime.now(UTC):%Y-%m-%d} UTC\n\n{body}"
+        f"{head.rstrip()}\n\n{marker}\n\n{machine()}; last written "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n{body}"
     )
 
 
