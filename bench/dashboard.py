@@ -34,21 +34,11 @@ from playwright.sync_api import Browser, sync_playwright
 
 from bench.harness import Table, p50, p99, ratio, site_with_tasks
 from bench.idle_cpu import idle_schedules
-from taskops.testing import Served, serve_site
+from taskops.testing import CHROMIUM, CHROMIUM_ARGS, Served, serve_site
 
 TASKS = 100
 TARGET = 1.3
 TIMEOUT_MS = 120_000
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NOTEBOOK = "one_button.ipynb"
 BUTTON_CELL = """import ipywidgets as widgets
 
@@ -161,7 +151,7 @@ def main(quick: bool) -> list[Table]:
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                    executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS)
                 )
                 try:
                     # one load of each first, not measured: Python's and the browser's

@@ -23,6 +23,8 @@ import yaml
 
 __all__ = [
     "API_PATH",
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
     "DASHBOARD_PATH",
     "FakeClock",
     "RecordingContext",
@@ -33,6 +35,21 @@ __all__ = [
     "serve_site",
     "wait_for",
 ]
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium (`apt-get install -y chromium`; .ci/run installs it). Playwright's own
+browser download does not work on these machines."""
+
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+"""How headless Chromium is launched for the browser tests and benchmarks (RECIPES.md)."""
 
 API_PATH = "/apps/WebHostTaskManagement/api/v1"
 DASHBOARD_PATH = "/apps/WebHostTaskManagement/"

@@ -13,7 +13,7 @@ import pytest
 
 import taskops
 from taskops.demo import create_demo_site
-from taskops.testing import FakeClock, make_site
+from taskops.testing import CHROMIUM, CHROMIUM_ARGS, FakeClock, make_site
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext
@@ -98,20 +98,6 @@ def demo_ops(demo_site: Path) -> Iterator[taskops.TaskOps]:
 
 # -- the browser ---------------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-"""Debian's Chromium (`apt-get install -y chromium`; .ci/run installs it). Playwright's own
-browser download does not work on these machines."""
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture(scope="session")
 def browser_session() -> Iterator[tuple[Browser, asyncio.AbstractEventLoop | None]]:
@@ -133,7 +119,7 @@ def browser_session() -> Iterator[tuple[Browser, asyncio.AbstractEventLoop | Non
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS)
         )
         loop = asyncio._get_running_loop()
         asyncio._set_running_loop(None)
