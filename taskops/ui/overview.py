@@ -4,6 +4,7 @@ console is set. (Their actions and live detail views are the next part of the da
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -54,9 +55,11 @@ def _stats(values: dict[str, Any], labels: dict[str, str], css: str) -> widgets.
 
 
 class _Overview(widgets.VBox):  # type: ignore[misc]
-    """Quick stats over a table, refreshed by a browser-driven ticker while shown."""
+    """Quick stats over a table, refreshed by a browser-driven ticker while shown; each
+    screen below fills them in its ``refresh``."""
 
     css = "taskops-overview"
+    refresh: Callable[[], None]  # each screen's own
 
     def __init__(self, ops: TaskOps, *, alerts: Alerts | None = None) -> None:
         super().__init__()
@@ -65,13 +68,10 @@ class _Overview(widgets.VBox):  # type: ignore[misc]
         self.stats = widgets.HTML()
         self.table = SimpleTable(css_class=f"{self.css}-table")
         self.ticker = Ticker(float(ops.settings.get()["autoRefreshInterval"]))
-        self.ticker.on_tick(self.refresh)
         self.add_class(self.css)
         self.children = [self.stats, self.table, self.ticker]
+        self.ticker.on_tick(self.refresh)
         self.refresh()
-
-    def refresh(self) -> None:
-        raise NotImplementedError
 
 
 class JobsOverview(_Overview):
