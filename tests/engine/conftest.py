@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -189,3 +190,54 @@ def run_stubborn() -> Callable[..., Any]:
     """``run_stubborn(ops)``: run ``global.Stubborn`` now (no timeout) and return its job
     once it and the child it leaves in its group run (the engine must be running)."""
     return _run_stubborn
+
+
+class EngineProcess:
+    """``taskops engine`` in a process of its own, as an operator runs it."""
+
+    def __init__(self, site: Path, log: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "taskops.cli",
+                "engine",
+                "--site",
+                str(site),
+                "--poll",
+                "0.05",
+                "--lease-ttl",
+                "2",
+                "--grace",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+@pytest.fixture
+def engine_process(tmp_path: Path, esite: Path) -> Iterator[Callable[[], EngineProcess]]:
+    started: list[EngineProcess] = []
+
+    def start() -> EngineProcess:
+        started.append(EngineProcess(esite, tmp_path / f"engine{len(started)}.log"))
+        return started[-1]
+
+    yield start
+    for engine in started:
+        engine.kill()

@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
@@ -21,6 +19,9 @@ from taskops.engine.engine import Engine
 from taskops.engine.executor import RUNNER, SERVE_FLAG, ForkServer, JobFiles
 from taskops.model import JobState
 from taskops.testing import wait_for
+
+if TYPE_CHECKING:
+    from conftest import EngineProcess
 
 Wait = Callable[..., Any]
 
@@ -150,44 +151,9 @@ def test_several_jobs_sent_at_once_all_start(tmp_path: Path) -> None:
         server.close()
 
 
-@pytest.fixture
-def engine_process(esite: Path, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        started.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "taskops.cli",
-                    "engine",
-                    "--site",
-                    str(esite),
-                    "--poll",
-                    "0.05",
-                    "--lease-ttl",
-                    "2",
-                    "--grace",
-                    "1",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=(tmp_path / f"engine{len(started)}.log").open("w"),
-                start_new_session=True,
-            )
-        )
-        return started[-1]
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 def test_a_crashed_engines_forked_job_is_adopted_by_the_next(
     eops: taskops.TaskOps,
-    engine_process: Callable[[], subprocess.Popen[bytes]],
+    engine_process: Callable[[], EngineProcess],
     start_engine: Callable[..., Engine],
     wait_finished: Wait,
 ) -> None:
@@ -196,8 +162,7 @@ def test_a_crashed_engines_forked_job_is_adopted_by_the_next(
     eops.tasks.update("global.Report", {"parameters": {"NAP": 3}})
     job = eops.tasks.run("global.Report")
     pid = running_pid(eops, job.id)
-    os.kill(first.pid, signal.SIGKILL)  # a crash: the job's process runs on
-    first.wait(10)
+    first.kill()  # a crash: the job's process runs on
     assert psutil.pid_exists(pid)
     start_engine(lease_ttl=2.0)
     done = wait_finished(eops, job.id, timeout=20)
