@@ -499,9 +499,7 @@ class Engine:
         self, start: _Start, pid: int, create_time: float, popen: subprocess.Popen[bytes] | None
     ) -> None:
         """Watch a started job (its process is recorded)."""
-        max_runtime = start.command.get("maxRuntime")
-        if max_runtime is None:
-            max_runtime = self.settings().get("defaultTaskTimeout")
+        max_runtime, kill_on_timeout = self._termination(start.command)
         self._track(
             _Running(
                 job_id=start.job_id,
@@ -512,12 +510,22 @@ class Engine:
                 create_time=create_time,
                 files=start.files,
                 started_at=start.started_at,
-                max_runtime=float(max_runtime) if max_runtime else None,
-                kill_on_timeout=bool(start.command.get("killOnTimeout", True)),
+                max_runtime=max_runtime,
+                kill_on_timeout=kill_on_timeout,
                 runspace_id=start.runspace_id,
                 popen=popen,
                 forked=popen is None,
             )
+        )
+
+    def _termination(self, command: Mapping[str, Any]) -> tuple[float | None, bool]:
+        """A job's maximum runtime (its own, else ``defaultTaskTimeout``) and whether it is
+        killed when it runs longer."""
+        max_runtime = command.get("maxRuntime")
+        if max_runtime is None:
+            max_runtime = self.settings().get("defaultTaskTimeout")
+        return (float(max_runtime) if max_runtime else None), bool(
+            command.get("killOnTimeout", True)
         )
 
     def _forkable(self, command: Mapping[str, Any]) -> bool:
@@ -809,8 +817,7 @@ class Engine:
                 and create_time is not None
                 and _is_job_process(pid, create_time, job.id, self._store_id)
             ):
-                command = self.store.job_command(job.id)
-                max_runtime = command.get("maxRuntime") or self.settings().get("defaultTaskTimeout")
+                max_runtime, kill_on_timeout = self._termination(self.store.job_command(job.id))
                 _log.info("adopting job %s (pid %s)", job.id, pid)
                 self._track(
                     _Running(
@@ -822,8 +829,8 @@ class Engine:
                         create_time=create_time,
                         files=files,
                         started_at=job.started_at or now,
-                        max_runtime=float(max_runtime) if max_runtime else None,
-                        kill_on_timeout=bool(command.get("killOnTimeout", True)),
+                        max_runtime=max_runtime,
+                        kill_on_timeout=kill_on_timeout,
                         runspace_id=job.runspace_id,
                         over_time=job.over_time,
                     )
