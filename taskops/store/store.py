@@ -587,23 +587,22 @@ class Store:
                 command = conn.execute(
                     sa.select(t.jobs.c.command).where(t.jobs.c.id == start.job_id)
                 ).scalar()
-                result = conn.execute(
-                    t.runspaces.insert().values(
-                        kind=RunspaceKind.WORKER.value,
-                        host=host,
-                        owner=start.owner,
-                        app=start.app,
-                        task_id=start.task_id,
-                        job_id=start.job_id,
-                        purpose=start.name,
-                        state=RunspaceState.OPENING.value,
-                        availability=Availability.BUSY.value,
-                        opened_at=now,
-                    )
+                runspace_id = _insert_runspace(
+                    conn,
+                    kind=RunspaceKind.WORKER,
+                    pid=None,
+                    create_time=None,
+                    host=host,
+                    owner=start.owner,
+                    app=start.app,
+                    task_id=start.task_id,
+                    job_id=start.job_id,
+                    purpose=start.name,
+                    state=RunspaceState.OPENING,
+                    availability=Availability.BUSY,
+                    now=now,
                 )
-                key = result.inserted_primary_key
-                assert key is not None
-                claimed.append((start, dict(command or {}), int(key[0])))
+                claimed.append((start, dict(command or {}), runspace_id))
         return claimed
 
     def set_processes(self, processes: Sequence[tuple[int, int, int, float]]) -> None:
@@ -1095,25 +1094,21 @@ class Store:
                 ).scalar()
                 if found is not None:
                     return int(found)
-            result = conn.execute(
-                t.runspaces.insert().values(
-                    kind=kind.value,
-                    pid=pid,
-                    create_time=create_time,
-                    host=host,
-                    owner=owner,
-                    app=app,
-                    task_id=task_id,
-                    job_id=job_id,
-                    purpose=purpose,
-                    state=state.value,
-                    availability=availability.value,
-                    opened_at=now,
-                )
+            return _insert_runspace(
+                conn,
+                kind=kind,
+                pid=pid,
+                create_time=create_time,
+                host=host,
+                owner=owner,
+                app=app,
+                task_id=task_id,
+                job_id=job_id,
+                purpose=purpose,
+                state=state,
+                availability=availability,
+                now=now,
             )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
 
     def set_runspace_process(self, runspace_id: int, *, pid: int, create_time: float) -> None:
         with self._write() as conn:
@@ -1294,3 +1289,41 @@ def _job(row: Any) -> Job:
         runspace_id=row["runspace_id"],
         removed=row["removed_at"] is not None,
     )
+
+
+def _insert_runspace(
+    conn: Connection,
+    *,
+    kind: RunspaceKind,
+    pid: int | None,
+    create_time: float | None,
+    host: str,
+    owner: str,
+    app: str | None,
+    task_id: str | None,
+    job_id: int | None,
+    purpose: str | None,
+    state: RunspaceState,
+    availability: Availability,
+    now: datetime,
+) -> int:
+    """Add a runspace row in the transaction ``conn``; returns its id."""
+    result = conn.execute(
+        t.runspaces.insert().values(
+            kind=kind.value,
+            pid=pid,
+            create_time=create_time,
+            host=host,
+            owner=owner,
+            app=app,
+            task_id=task_id,
+            job_id=job_id,
+            purpose=purpose,
+            state=state.value,
+            availability=availability.value,
+            opened_at=now,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
