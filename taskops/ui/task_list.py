@@ -24,6 +24,7 @@ from taskops.ui.dialogs import ConfirmDialog
 from taskops.ui.duplicate import DuplicateDialog
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import STATE_COLOURS, STATE_ICONS, relative, when
+from taskops.ui.stats import StatCards
 from taskops.ui.task_detail import TaskDetail
 from taskops.ui.task_editor import TaskEditor
 from taskops.ui.ticker import Ticker
@@ -181,20 +182,6 @@ class TaskTable(VuetifyTemplate):
         self.on_action(data["action"], data["id"])
 
 
-def _stat(label: str, css: str) -> tuple[widgets.HTML, widgets.VBox]:
-    number = widgets.HTML("0")
-    number.add_class("taskops-stat-value")
-    card = widgets.VBox(
-        [widgets.HTML(f'<span style="color:#666">{label}</span>'), number],
-        layout=widgets.Layout(
-            border="1px solid #ddd", padding="4px 16px", margin="0 8px 0 0", min_width="120px"
-        ),
-    )
-    card.add_class("taskops-stat")
-    card.add_class(f"taskops-stat-{css}")
-    return number, card
-
-
 class TaskList(widgets.VBox):  # type: ignore[misc]
     """The Tasks screen: the list, and the detail of a task when its name is clicked
     (Back returns to the list as it was). ``refresh()`` reloads from the service; the
@@ -210,16 +197,15 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
         self._last_tick = 0.0
         self._timezone = ops.timezone
 
-        self.stat_values: dict[str, widgets.HTML] = {}
-        cards = []
-        for key, label, css in (
-            ("total", "Total Tasks", "total"),
-            ("enabled", "Enabled", "enabled"),
-            ("running", "Running", "running"),
-            ("failed24h", "Failed (last 24h)", "failed"),
-        ):
-            self.stat_values[key], card = _stat(label, css)
-            cards.append(card)
+        self.stats = StatCards(
+            [
+                ("total", "Total Tasks", "total"),
+                ("enabled", "Enabled", "enabled"),
+                ("running", "Running", "running"),
+                ("failed24h", "Failed (last 24h)", "failed"),
+            ]
+        )
+        self.stat_values = self.stats.values
 
         self.app_filter = widgets.Dropdown(description="App", options=(ALL, *ops.apps()))
         self.status_filter = widgets.Dropdown(description="Status", options=STATUSES)
@@ -286,7 +272,7 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
 
         self.list_view = widgets.VBox(
             [
-                widgets.HBox(cards, layout=widgets.Layout(margin="0 0 8px 0")),
+                self.stats,
                 widgets.HBox(
                     [self.app_filter, self.status_filter, self.search, self.refresh_button],
                     layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
@@ -363,8 +349,7 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             search=state.search or None,
         )
         self._follow_refresh_setting()
-        for key, value in self.ops.tasks.summary().items():
-            self.stat_values[key].value = f'<span style="font-size:1.6em">{value}</span>'
+        self.stats.show(self.ops.tasks.summary())
         known = {task.id for task in self._tasks}
         if any(task_id not in known for task_id in state.selected):
             self.table.selected = [i for i in state.selected if i in known]
