@@ -381,7 +381,7 @@ class JobActionHandler(TaskopsHandler):
 
 
 class JobOutputHandler(TaskopsHandler):
-    """GET /jobs/:id/output: one page ``{text, nextOffset, done}``, or with ``follow=true``
+    """GET /jobs/:id/output: one page ``{text, nextOffset, done, size}``, or with ``follow=true``
     a stream of such pages, one JSON object per line, until the job has ended."""
 
     _gone = False

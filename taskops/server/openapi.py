@@ -404,6 +404,7 @@ def _job_schemas() -> dict[str, Schema]:
                 "text": _string(),
                 "nextOffset": _integer("Where the next page starts (bytes).", minimum=0),
                 "done": _boolean("The job has ended and everything was read."),
+                "size": _integer("The stream's size in bytes when it was read.", minimum=0),
             },
             description="One page of a job's output.",
         ),

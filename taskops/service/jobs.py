@@ -89,6 +89,23 @@ class JobService:
             offset=whole_number(offset, "offset"),
         )
 
+    def count(
+        self,
+        state: str | JobState | Iterable[str | JobState] | None = None,
+        owner: str | None = None,
+        search: str | None = None,
+        *,
+        task: str | None = None,
+    ) -> int:
+        """How many jobs ``list`` finds with the same filters, without its limit (for
+        paging). Raises InvalidInput for an unknown state."""
+        return self._ops.store.count_jobs(
+            states=parse_states(state) if state is not None else None,
+            owner=owner or None,
+            search=search.strip() if search else None,
+            task_id=task,
+        )
+
     def summary(self) -> dict[str, int]:
         """The Jobs screen's quick stats: ``total`` (jobs listed, not removed), ``running``,
         ``queued``, ``completedLastHour`` and ``failedLastHour`` (Failed or Terminated)."""
@@ -120,9 +137,10 @@ class JobService:
         limit: int = 65536,
     ) -> dict[str, Any]:
         """Output of ``stream`` (``stdout`` or ``stderr``) from byte ``offset``:
-        ``{"text", "nextOffset", "done"}``. ``nextOffset`` is where the next call goes on
-        (never inside a UTF-8 character); ``done`` is True once the job has ended and all
-        of it was read. Raises NotFound, InvalidInput (stream, offset)."""
+        ``{"text", "nextOffset", "done", "size"}``. ``nextOffset`` is where the next call
+        goes on (never inside a UTF-8 character); ``done`` is True once the job has ended
+        and all of it was read; ``size`` is the stream's size in bytes as it was read.
+        Raises NotFound, InvalidInput (stream, offset)."""
         if stream not in STREAMS:
             raise InvalidInput(
                 f"stream must be stdout or stderr, not {stream!r}",
@@ -150,6 +168,7 @@ class JobService:
             "text": text,
             "nextOffset": next_offset,
             "done": job.state.finished and next_offset >= size,
+            "size": size,
         }
 
     def tail(self, job_id: int | str, stream: str = "stdout", *, max_bytes: int = 8192) -> str:

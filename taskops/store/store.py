@@ -768,18 +768,26 @@ class Store:
         self,
         *,
         states: Iterable[JobState] | None = None,
+        owner: str | None = None,
+        search: str | None = None,
+        task_id: str | None = None,
         ended_since: datetime | None = None,
         include_removed: bool = False,
     ) -> int:
-        """How many jobs are in ``states`` (all when None), ended at or after
-        ``ended_since`` when given; removed ones only with ``include_removed``."""
+        """How many jobs ``list_jobs`` would list with the same filters (without a limit),
+        ended at or after ``ended_since`` when given."""
         query = sa.select(sa.func.count()).select_from(t.jobs)
-        if states is not None:
-            query = query.where(t.jobs.c.state.in_([s.value for s in states]))
+        query = query.where(
+            *_job_filters(
+                states=states,
+                owner=owner,
+                search=search,
+                task_id=task_id,
+                include_removed=include_removed,
+            )
+        )
         if ended_since is not None:
             query = query.where(t.jobs.c.ended_at >= ended_since)
-        if not include_removed:
-            query = query.where(t.jobs.c.removed_at.is_(None))
         with self._read() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -806,25 +814,17 @@ class Store:
         offset: int = 0,
     ) -> list[Job]:
         """Jobs newest first. ``search`` is a case-insensitive text in the name or task id."""
-        query = sa.select(t.jobs)
-        if states is not None:
-            query = query.where(t.jobs.c.state.in_([s.value for s in states]))
-        if owner is not None:
-            query = query.where(sa.func.lower(t.jobs.c.owner) == owner.lower())
-        if task_id is not None:
-            query = query.where(t.jobs.c.task_id == task_id)
-        if not include_removed:
-            query = query.where(t.jobs.c.removed_at.is_(None))
+        query = sa.select(t.jobs).where(
+            *_job_filters(
+                states=states,
+                owner=owner,
+                search=search,
+                task_id=task_id,
+                include_removed=include_removed,
+            )
+        )
         if since is not None:
             query = query.where(t.jobs.c.queued_at >= since)
-        if search:
-            pattern = f"%{search.lower()}%"
-            query = query.where(
-                sa.or_(
-                    sa.func.lower(t.jobs.c.name).like(pattern),
-                    sa.func.lower(sa.func.coalesce(t.jobs.c.task_id, "")).like(pattern),
-                )
-            )
         query = query.order_by(t.jobs.c.id.desc()).offset(offset)
         if limit is not None:
             query = query.limit(limit)
@@ -1258,6 +1258,35 @@ def _add_missing_columns(conn: Connection) -> None:
             if column.name not in present:
                 ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
                 conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
+
+def _job_filters(
+    *,
+    states: Iterable[JobState] | None,
+    owner: str | None,
+    search: str | None,
+    task_id: str | None,
+    include_removed: bool,
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of ``list_jobs`` and ``count_jobs``."""
+    clauses: list[sa.ColumnElement[bool]] = []
+    if states is not None:
+        clauses.append(t.jobs.c.state.in_([s.value for s in states]))
+    if owner is not None:
+        clauses.append(sa.func.lower(t.jobs.c.owner) == owner.lower())
+    if task_id is not None:
+        clauses.append(t.jobs.c.task_id == task_id)
+    if not include_removed:
+        clauses.append(t.jobs.c.removed_at.is_(None))
+    if search:
+        pattern = f"%{search.lower()}%"
+        clauses.append(
+            sa.or_(
+                sa.func.lower(t.jobs.c.name).like(pattern),
+                sa.func.lower(sa.func.coalesce(t.jobs.c.task_id, "")).like(pattern),
+            )
+        )
+    return clauses
 
 
 def _job(row: Any) -> Job:

@@ -171,7 +171,7 @@ def _output(case: Case, api: str, headers: dict[str, str]) -> requests.Response 
         assert response.status_code == 200
         first = next(response.iter_lines(), b"")
     page = _strict_json(first.decode())
-    assert isinstance(page, dict) and set(page) == {"text", "nextOffset", "done"}, page
+    assert isinstance(page, dict) and set(page) == {"text", "nextOffset", "done", "size"}, page
     return None
 
 

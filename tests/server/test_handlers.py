@@ -187,7 +187,13 @@ async def test_run_now_output_paging_and_follow(api: Api) -> None:
     assert status == 200 and page["done"] is True
     assert page["text"] == f"hello from {job['id']}\n"
     status, rest = await api("GET", f"/jobs/{job['id']}/output", offset=page["nextOffset"])
-    assert rest == {"text": "", "nextOffset": page["nextOffset"], "done": True}
+    assert rest == {
+        "text": "",
+        "nextOffset": page["nextOffset"],
+        "done": True,
+        "size": page["size"],
+    }
+    assert page["size"] == page["nextOffset"]
     status, err = await api("GET", f"/jobs/{job['id']}/output", stream="stderr")
     assert err["text"] == "oops\n"
     status, streamed = await api("GET", f"/jobs/{job['id']}/output", follow="true")
