@@ -24,6 +24,10 @@ __all__ = ["Dashboard", "Navigation", "dashboard"]
 SITE_CHECK_SECONDS = 10.0
 """How often the header checks the engine and the site's files."""
 
+NOTIFICATION_ALERTS = {"failure": "error", "timeout": "warning", "auto_disable": "warning"}
+"""The alert each notification kind shows as."""
+NOTIFICATION_TITLES = {"failure": "Failed", "timeout": "Timeout", "auto_disable": "Auto-disabled"}
+
 SECTIONS = (
     ("tasks", "Tasks", "mdi-clipboard-list-outline"),
     ("jobs", "Jobs", "mdi-flash"),
@@ -109,7 +113,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         self._engine_running: bool | None = None
         self.ticker = Ticker(SITE_CHECK_SECONDS)
         self.ticker.on_tick(self.check_site)
-        self.children = [*self.children, self.ticker]
+        # notifications from the time the page opened on; the older ones are history
+        newest = ops.notifications.list(limit=1)
+        self._notified = newest[0].id if newest else 0
+        self.notification_ticker = Ticker(float(ops.settings.get()["autoRefreshInterval"]))
+        self.notification_ticker.on_tick(self.check_notifications)
+        self.children = [*self.children, self.ticker, self.notification_ticker]
         self.check_site()
         self.show("tasks")
 
@@ -161,6 +170,23 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             + "</ul></div>"
         )
 
+    @shows_errors
+    def check_notifications(self) -> None:
+        """Show the failures, timeouts and auto-disables the engine recorded since the last
+        check, oldest first (while the ``enableNotifications`` setting is on)."""
+        settings = self.ops.settings.get()
+        self.notification_ticker.interval = float(settings["autoRefreshInterval"])
+        news = self.ops.notifications.list(after_id=self._notified, limit=100)
+        if not news:
+            return
+        self._notified = news[0].id
+        if not settings["enableNotifications"]:
+            return
+        for note in reversed(news):
+            kind = NOTIFICATION_ALERTS.get(note.kind, "info")
+            title = NOTIFICATION_TITLES.get(note.kind, note.kind)
+            self.alerts.show(kind, f"{title}: {note.message}")
+
     # -- screens -------------------------------------------------------------------------
 
     def _tasks(self) -> widgets.Widget:
@@ -169,9 +195,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         return TaskList(self.ops, alerts=self.alerts)
 
     def _jobs(self) -> widgets.Widget:
-        from taskops.ui.overview import JobsOverview
+        from taskops.ui.jobs import JobList
 
-        return JobsOverview(self.ops, alerts=self.alerts)
+        return JobList(self.ops, alerts=self.alerts)
 
     def _runspaces(self) -> widgets.Widget:
         from taskops.ui.overview import RunspacesOverview
@@ -179,9 +205,18 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         return RunspacesOverview(self.ops, alerts=self.alerts)
 
     def _settings(self) -> widgets.Widget:
-        from taskops.ui.overview import SettingsOverview
+        from taskops.ui.settings_form import SettingsForm
 
-        return SettingsOverview(self.ops, alerts=self.alerts)
+        return SettingsForm(self.ops, alerts=self.alerts, on_saved=self.settings_saved)
+
+    def settings_saved(self, _settings: dict[str, Any]) -> None:
+        """Apply saved settings at once: every screen built so far refreshes (and so
+        takes the new refresh interval and thresholds), and so do the notifications."""
+        for section, screen in self.screens.items():
+            refresh = getattr(screen, "refresh", None)
+            if section != "settings" and callable(refresh):
+                refresh()
+        self.check_notifications()
 
 
 def dashboard(site: Any = None, **options: Any) -> Dashboard:

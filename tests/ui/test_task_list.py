@@ -443,11 +443,24 @@ def test_dashboard_shell_switches_sections_and_says_when_no_engine_runs(
     board.settings_button.click()
     settings = board.screens["settings"]
     assert board.content.children[0] is settings
-    keys = [row["key"] for row in settings.table.items]  # type: ignore[attr-defined]
+    keys = list(settings.inputs)  # type: ignore[attr-defined]
     assert keys == [item["key"] for item in demo_ops.settings.describe()]
     assert "autoRefreshInterval" in keys
     board.nav.current = "tasks"
     assert board.content.children[0] is board.screens["tasks"]
+
+
+def test_saved_settings_apply_to_the_open_screens_at_once(demo_ops: taskops.TaskOps) -> None:
+    board = Dashboard(demo_ops)
+    board.nav.current = "jobs"
+    board.settings_button.click()
+    form = board.screens["settings"]
+    form.inputs["autoRefreshInterval"].value = "0.5"  # type: ignore[attr-defined]
+    form.save_button.click()  # type: ignore[attr-defined]
+    assert demo_ops.settings.get()["autoRefreshInterval"] == 0.5
+    for section in ("tasks", "jobs"):
+        assert board.screens[section].ticker.interval == 0.5, section  # type: ignore[attr-defined]
+    assert board.notification_ticker.interval == 0.5
 
 
 def test_dashboard_shows_problems_of_the_site_files(demo_site: Path) -> None:
