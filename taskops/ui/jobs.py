@@ -55,6 +55,15 @@ HEADERS = [
         ("Actions", "actions"),
     )
 ]
+TEXT_COLOURS = {
+    "success": "#2e7d32",
+    "error": "#c62828",
+    "info": "#1565c0",
+    "warning": "#e65100",
+    "deep-orange": "#d84315",
+    "blue-grey": "#546e7a",
+}
+"""Text colours of the Vuetify colour names in ``STATE_COLOURS``."""
 OWNER_LABELS = {
     JobOwner.TASK_ENGINE.value: "Task Engine",
     JobOwner.MANUAL.value: "Manual",
@@ -507,9 +516,7 @@ class JobDetail(widgets.VBox):  # type: ignore[misc]
         self._follow("stdout", self.output)
         self._follow("stderr", self.errors)
         now = self.ops.clock.now()
-        colour = {"success": "#2e7d32", "error": "#c62828", "info": "#1565c0"}.get(
-            STATE_COLOURS.get(job.state.value, ""), "#666"
-        )
+        colour = TEXT_COLOURS.get(STATE_COLOURS.get(job.state.value, ""), "#666")
         self.heading.value = (
             f"<h3 style='margin:0 12px'>Job {job.id}: {html.escape(job.name)} "
             f"<span class='taskops-job-detail-state' style='color:{colour}'>"

@@ -23,8 +23,8 @@ from taskops.ui.format import error_html
 __all__ = ["SettingsForm"]
 
 APPLY_NOTE = (
-    "Changes apply without a restart: the refresh interval at the dashboard screens' next "
-    "refresh, the runspace thresholds at the next highlighting, concurrency when the engine "
+    "Changes apply without a restart: the refresh interval and the runspace thresholds at "
+    "once on this page (other open pages at their next refresh), concurrency when the engine "
     "next starts a job, retention at the engine's next cleanup, notifications at the next event."
 )
 

@@ -134,8 +134,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         if callable(refresh) and self.content.children and self.content.children[0] is not screen:
             refresh()
         self.content.children = [screen]
-        if section in {key for key, _title, _icon in SECTIONS} and self.nav.current != section:
-            self.nav.current = section
+        # the menu marks the section shown; for Settings none, so any section opens again
+        self.nav.current = section
 
     @shows_errors
     def check_site(self) -> None:

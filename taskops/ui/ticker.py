@@ -21,9 +21,11 @@ function render({ model, el }) {
   let timer = null;
   const visible = () => !document.hidden && el.isConnected && el.getClientRects().length > 0;
   const tick = () => { if (visible()) model.send({ tick: Date.now() }); };
+  el.classList.add("taskops-ticker");
   const arm = () => {
     clearInterval(timer);
     const seconds = model.get("interval");
+    el.dataset.interval = String(seconds);  // what the browser keeps time by, for a look
     if (seconds > 0) timer = setInterval(tick, seconds * 1000);
   };
   model.on("change:interval", arm);

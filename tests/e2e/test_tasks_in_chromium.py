@@ -6,57 +6,23 @@ Screenshots go to ``<basetemp>/screens/`` (pytest's ``--basetemp``)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
-from taskops.demo import create_demo_site
-from taskops.testing import Served, serve_site, wait_for
+from taskops.testing import Served, wait_for
 
 pytestmark = pytest.mark.slow
 
-PAGE_LOAD = 90_000  # ms: a Voila page starts a kernel (several seconds on 2 cores)
 ACT = 15_000  # ms: one click's round trip to the kernel and back
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """``taskops serve`` on a fresh demo site, refreshing the dashboard every second."""
-    root = tmp_path_factory.mktemp("e2e")
-    site = root / "demo"
-    create_demo_site(site)
-    server = serve_site(root, site)
-    status, _ = server.request("PUT", "/settings", {"autoRefreshInterval": 1})
-    assert status == 200
-    yield server
-    server.stop()
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGKILL)
-
-
-@pytest.fixture(scope="module")
-def screens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "screens"
-    folder.mkdir(exist_ok=True)
-    return folder
 
 
 def task(served: Served, task_id: str) -> dict[str, object]:
     status, body = served.request("GET", f"/tasks/{task_id}")
     assert status == 200, body
     return dict(body)
-
-
-def open_dashboard(context: BrowserContext, served: Served) -> Page:
-    page = context.new_page()
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    page.goto(served.dashboard)
-    page.wait_for_selector(".taskops-task-name", timeout=PAGE_LOAD)
-    return page
 
 
 def row_names(page: Page) -> list[str]:
@@ -68,9 +34,9 @@ def name_link(page: Page, task_id: str) -> str:
 
 
 def test_list_shows_stats_filters_sorts_and_explains_schedules(
-    served: Served, browser_context: BrowserContext, screens: Path
+    served: Served, open_dashboard: Callable[[], Page], screens: Path
 ) -> None:
-    page = open_dashboard(browser_context, served)
+    page = open_dashboard()
     expect(page.locator(".taskops-title")).to_have_text("Task Management")
     expect(page.locator(".taskops-nav-jobs")).to_be_visible()
     expect(page.locator(".taskops-stat-total .taskops-stat-value")).to_have_text("9")
@@ -104,9 +70,9 @@ def test_list_shows_stats_filters_sorts_and_explains_schedules(
 
 
 def test_detail_cron_builder_saves_a_schedule_and_refuses_an_invalid_one(
-    served: Served, browser_context: BrowserContext, screens: Path
+    served: Served, open_dashboard: Callable[[], Page], screens: Path
 ) -> None:
-    page = open_dashboard(browser_context, served)
+    page = open_dashboard()
     page.click(name_link(page, "WebHostMetrics.MetricsCsvCleanup"))
     expect(page.locator(".taskops-detail-heading")).to_contain_text("MetricsCsvCleanup")
     page.get_by_role("tab", name="Schedule").click()
@@ -134,9 +100,9 @@ def test_detail_cron_builder_saves_a_schedule_and_refuses_an_invalid_one(
 
 
 def test_detail_exports_the_configuration_as_json(
-    served: Served, browser_context: BrowserContext, tmp_path: Path
+    served: Served, open_dashboard: Callable[[], Page], tmp_path: Path
 ) -> None:
-    page = open_dashboard(browser_context, served)
+    page = open_dashboard()
     page.click(name_link(page, "vault.VaultKeyRotation"))
     expect(page.locator(".taskops-detail-heading")).to_contain_text("VaultKeyRotation")
     with page.expect_download(timeout=ACT) as download:
@@ -150,9 +116,9 @@ def test_detail_exports_the_configuration_as_json(
 
 
 def test_run_now_shows_the_task_running(
-    served: Served, browser_context: BrowserContext, screens: Path
+    served: Served, open_dashboard: Callable[[], Page], screens: Path
 ) -> None:
-    page = open_dashboard(browser_context, served)
+    page = open_dashboard()
     page.click(name_link(page, "global.SearchReindex"))  # takes minutes: it stays Running
     expect(page.locator(".taskops-detail-heading")).to_contain_text("SearchReindex")
     page.click(".taskops-detail-run")
@@ -171,9 +137,9 @@ def test_run_now_shows_the_task_running(
 
 
 def test_duplicate_and_bulk_disable(
-    served: Served, browser_context: BrowserContext, screens: Path
+    served: Served, open_dashboard: Callable[[], Page], screens: Path
 ) -> None:
-    page = open_dashboard(browser_context, served)
+    page = open_dashboard()
     page.click('.taskops-row-duplicate[data-task="vault.VaultBackup"]')
     expect(page.locator(".taskops-duplicate-name input")).to_have_value("VaultBackup_copy")
     page.fill(".taskops-duplicate-name input", "VaultBackupHourly")
@@ -201,9 +167,9 @@ def test_duplicate_and_bulk_disable(
 
 
 def test_new_task_dialog_refuses_an_invalid_cron_and_keeps_the_input(
-    served: Served, browser_context: BrowserContext, screens: Path
+    served: Served, open_dashboard: Callable[[], Page], screens: Path
 ) -> None:
-    page = open_dashboard(browser_context, served)
+    page = open_dashboard()
     page.click(".taskops-new-task")
     dialog = page.locator(".taskops-editor-dialog")
     expect(dialog).to_be_visible()

@@ -446,6 +446,9 @@ def test_dashboard_shell_switches_sections_and_says_when_no_engine_runs(
     keys = list(settings.inputs)  # type: ignore[attr-defined]
     assert keys == [item["key"] for item in demo_ops.settings.describe()]
     assert "autoRefreshInterval" in keys
+    assert board.nav.current == "settings"  # no menu entry is marked
+    board.nav.current = "jobs"  # the section shown before Settings opens again
+    assert board.content.children[0] is board.screens["jobs"]
     board.nav.current = "tasks"
     assert board.content.children[0] is board.screens["tasks"]
 
