@@ -1,8 +1,10 @@
-"""Execution history as pandas frames and plotly figures: pure functions, no I/O.
+"""Execution history and runspace samples as pandas frames and plotly figures: pure
+functions, no I/O.
 
-The service hands out jobs (``taskops.model.Job``); these functions turn them into numbers
-and pictures. Views wrap the figures (``plotly.graph_objects.FigureWidget(figure)``) and
-never compute anything themselves.
+The service hands out jobs (``taskops.model.Job``) and runspace samples
+(``ops.runspaces.memory_history``); these functions turn them into numbers and pictures.
+Views wrap the figures (``plotly.graph_objects.FigureWidget(figure)``) and never compute
+anything themselves.
 
 Days are calendar days in a given IANA timezone, so a run at 23:30 UTC lands on the next
 day in Berlin. A run counts once it has ended (``ended_at`` set), on the day it started.
@@ -10,8 +12,10 @@ day in Berlin. A run counts once it has ended (``ended_at`` set), on the day it 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -21,15 +25,26 @@ from taskops.cron import load_timezone
 from taskops.errors import InvalidInput, Problem
 from taskops.model import Job, JobState
 
-__all__ = ["STATS_COLUMNS", "daily_run_figure", "daily_run_stats"]
+__all__ = [
+    "SAMPLE_COLUMNS",
+    "STATS_COLUMNS",
+    "daily_run_figure",
+    "daily_run_stats",
+    "runspace_memory_figure",
+    "runspace_samples_frame",
+]
 
 STATS_COLUMNS = ("day", "runs", "successes", "failures", "success_rate", "mean_duration")
 """The columns of ``daily_run_stats``, in order."""
+
+SAMPLE_COLUMNS = ("time", "memory_mb", "threads")
+"""The columns of ``runspace_samples_frame``, in order."""
 
 _FAILURES = frozenset({JobState.FAILED, JobState.TERMINATED})
 _GREEN = "#2e7d32"
 _RED = "#c62828"
 _BLUE = "#1565c0"
+_GREY = "#757575"
 
 
 def daily_run_stats(
@@ -160,5 +175,123 @@ def daily_run_figure(stats: pd.DataFrame, *, title: str = "Last 7 days") -> go.F
     figure.update_xaxes(type="date", tickformat="%a %d %b", **daily)
     figure.update_yaxes(title_text="runs", rangemode="tozero", secondary_y=False)
     figure.update_yaxes(title_text="seconds", rangemode="tozero", showgrid=False, secondary_y=True)
+    result: go.Figure = figure
+    return result
+
+
+def runspace_samples_frame(history: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per sample of ``ops.runspaces.memory_history`` (``{"time": ISO,
+    "memoryMB": float | None, "threads": int | None}``), in the order given.
+
+    Columns: ``time`` (timezone-aware, UTC), ``memory_mb`` (float64, NaN where the memory
+    could not be read) and ``threads`` (nullable ``Int64``, ``<NA>`` where unknown). An
+    empty history gives an empty frame with the same columns and dtypes.
+
+    Raises ``InvalidInput`` when a sample lacks a key, or its time is not ISO 8601 text
+    with a UTC offset.
+    """
+    times: list[datetime] = []
+    for index, point in enumerate(history):
+        missing = [key for key in ("time", "memoryMB", "threads") if key not in point]
+        text = point.get("time")
+        moment: datetime | None = None
+        if not missing and isinstance(text, str):
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                moment = None
+        if missing or moment is None or moment.utcoffset() is None:
+            why = f"lacks {', '.join(missing)}" if missing else f"has no aware time: {text!r}"
+            raise InvalidInput.from_problems(
+                [Problem(field=f"history[{index}]", message=f"sample {why}")]
+            )
+        times.append(moment)
+    return pd.DataFrame(
+        {
+            "time": pd.Series(pd.to_datetime(times, utc=True), dtype="datetime64[ns, UTC]"),
+            "memory_mb": pd.Series(
+                [float("nan") if p["memoryMB"] is None else float(p["memoryMB"]) for p in history],
+                dtype="float64",
+            ),
+            "threads": pd.Series([p["threads"] for p in history], dtype="Int64"),
+        }
+    )
+
+
+def runspace_memory_figure(
+    samples: pd.DataFrame, *, title: str = "Memory over time", timezone: str = "UTC"
+) -> go.Figure:
+    """A compact line chart of ``runspace_samples_frame``: memory in MB over time (left
+    axis) and the thread count as a step line (right axis), times shown in ``timezone``.
+    A gap where a sample could not be read stays a gap. An empty frame gives empty axes
+    with the note "No samples yet". About 260 px high, legend across the top.
+
+    Raises ``InvalidInput`` when ``samples`` lacks a column of ``SAMPLE_COLUMNS`` or
+    ``timezone`` is unknown.
+    """
+    missing = [column for column in SAMPLE_COLUMNS if column not in samples.columns]
+    if missing:
+        raise InvalidInput.from_problems(
+            [Problem(field="samples", message=f"missing columns: {', '.join(missing)}")]
+        )
+    zone = load_timezone(timezone)
+    # plotly.js ignores UTC offsets: hand it the wall-clock time of the chosen zone
+    times = [
+        pd.Timestamp(moment).tz_convert(zone).strftime("%Y-%m-%d %H:%M:%S")
+        for moment in samples["time"].tolist()
+    ]
+    memory = [None if pd.isna(value) else float(value) for value in samples["memory_mb"].tolist()]
+    threads = [None if pd.isna(value) else int(value) for value in samples["threads"].tolist()]
+
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=memory,
+            name="Memory (MB)",
+            mode="lines+markers" if len(times) <= 60 else "lines",
+            line={"color": _BLUE, "width": 2},
+            connectgaps=False,
+            hovertemplate="%{x|%H:%M:%S}<br>memory: %{y:.1f} MB<extra></extra>",
+        ),
+        secondary_y=False,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=threads,
+            name="Threads",
+            mode="lines",
+            line={"color": _GREY, "width": 1, "dash": "dot", "shape": "hv"},
+            connectgaps=False,
+            hovertemplate="%{x|%H:%M:%S}<br>threads: %{y}<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    figure.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 14}},
+        height=260,
+        margin={"l": 50, "r": 40, "t": 40, "b": 30},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        hovermode="x unified",
+    )
+    if not times:
+        figure.add_annotation(
+            text="No samples yet",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            showarrow=False,
+            font={"size": 14, "color": _GREY},
+        )
+    figure.update_xaxes(type="date", showticklabels=bool(times))
+    figure.update_yaxes(title_text="MB", rangemode="tozero", secondary_y=False)
+    # whole threads only: about four ticks, never a fraction of a thread
+    known = [count for count in threads if count is not None]
+    step = {"dtick": max(1, math.ceil(max(known) / 4))} if known else {}
+    figure.update_yaxes(
+        title_text="threads", rangemode="tozero", showgrid=False, secondary_y=True, **step
+    )
     result: go.Figure = figure
     return result

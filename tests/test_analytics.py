@@ -10,7 +10,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from taskops.analytics import STATS_COLUMNS, daily_run_figure, daily_run_stats
+from taskops.analytics import (
+    SAMPLE_COLUMNS,
+    STATS_COLUMNS,
+    daily_run_figure,
+    daily_run_stats,
+    runspace_memory_figure,
+    runspace_samples_frame,
+)
 from taskops.errors import InvalidInput
 from taskops.model import Job, JobState
 
@@ -183,3 +190,98 @@ def test_figure_title_and_missing_columns() -> None:
     assert daily_run_figure(stats, title="Two weeks").layout.title.text == "Two weeks"
     with pytest.raises(InvalidInput, match="mean_duration"):
         daily_run_figure(stats.drop(columns=["mean_duration"]))
+
+
+# -- runspace samples ------------------------------------------------------------------------
+
+
+def history_point(seconds: int, memory: float | None, threads: int | None) -> dict[str, Any]:
+    return {
+        "time": (NOW + timedelta(seconds=seconds)).isoformat(),
+        "memoryMB": memory,
+        "threads": threads,
+    }
+
+
+def test_samples_frame_columns_and_dtypes() -> None:
+    history = [history_point(0, 10.5, 2), history_point(2, None, None), history_point(4, 12, 3)]
+    frame = runspace_samples_frame(history)
+    assert tuple(frame.columns) == SAMPLE_COLUMNS
+    assert isinstance(frame["time"].dtype, pd.DatetimeTZDtype)
+    assert str(frame["time"].dt.tz) == "UTC"
+    assert frame["time"].tolist() == [NOW + timedelta(seconds=s) for s in (0, 2, 4)]
+    assert str(frame["memory_mb"].dtype) == "float64"
+    assert frame["memory_mb"].tolist()[0::2] == [10.5, 12.0]
+    assert math.isnan(frame["memory_mb"].iloc[1])
+    assert str(frame["threads"].dtype) == "Int64"
+    assert frame["threads"].iloc[0] == 2 and frame["threads"].iloc[2] == 3
+    assert frame["threads"].iloc[1] is pd.NA
+    # an offset other than UTC is the same moment in UTC
+    berlin = runspace_samples_frame([{**history[0], "time": "2026-01-16T15:05:30+01:00"}])
+    assert berlin["time"].iloc[0] == NOW
+
+
+def test_samples_frame_of_no_samples_keeps_the_dtypes() -> None:
+    frame = runspace_samples_frame([])
+    assert tuple(frame.columns) == SAMPLE_COLUMNS and len(frame) == 0
+    assert isinstance(frame["time"].dtype, pd.DatetimeTZDtype)
+    assert str(frame["memory_mb"].dtype) == "float64"
+    assert str(frame["threads"].dtype) == "Int64"
+
+
+@pytest.mark.parametrize(
+    ("point", "message"),
+    [
+        ({"time": "2026-01-16T14:05:30", "memoryMB": 1.0, "threads": 1}, "no aware time"),
+        ({"time": "yesterday", "memoryMB": 1.0, "threads": 1}, "no aware time"),
+        ({"time": NOW, "memoryMB": 1.0, "threads": 1}, "no aware time"),
+        ({"time": NOW.isoformat(), "threads": 1}, "lacks memoryMB"),
+    ],
+)
+def test_samples_frame_refuses_bad_samples(point: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        runspace_samples_frame([history_point(0, 1.0, 1), point])
+
+
+def test_memory_figure_traces_in_the_timezone() -> None:
+    frame = runspace_samples_frame(
+        [history_point(0, 10.5, 2), history_point(2, None, None), history_point(4, 12.25, 3)]
+    )
+    figure = runspace_memory_figure(frame, timezone="Europe/Berlin")
+    assert isinstance(figure, go.Figure)
+    assert [(trace.type, trace.name) for trace in figure.data] == [
+        ("scatter", "Memory (MB)"),
+        ("scatter", "Threads"),
+    ]
+    memory, threads = figure.data
+    # plotly.js ignores offsets: the wall-clock time in Berlin, an hour ahead of UTC
+    assert list(memory.x) == ["2026-01-16 15:05:30", "2026-01-16 15:05:32", "2026-01-16 15:05:34"]
+    assert list(memory.y) == [10.5, None, 12.25]
+    assert list(threads.y) == [2, None, 3]
+    assert memory.connectgaps is False
+    assert (memory.yaxis, threads.yaxis) == ("y", "y2")
+    layout = figure.layout
+    assert layout.title.text == "Memory over time"
+    assert layout.height == 260
+    assert layout.yaxis.title.text == "MB" and layout.yaxis2.title.text == "threads"
+    assert layout.annotations == ()
+    assert layout.yaxis2.dtick == 1  # whole threads
+    many = runspace_samples_frame([history_point(0, 1.0, 40)])
+    assert runspace_memory_figure(many).layout.yaxis2.dtick == 10
+    assert runspace_memory_figure(frame, title="Runspace 7").layout.title.text == "Runspace 7"
+
+
+def test_memory_figure_of_no_samples_says_so() -> None:
+    figure = runspace_memory_figure(runspace_samples_frame([]))
+    assert [trace.x for trace in figure.data] == [(), ()]
+    [note] = figure.layout.annotations
+    assert note.text == "No samples yet"
+    assert figure.layout.xaxis.showticklabels is False
+
+
+def test_memory_figure_refuses_missing_columns_and_unknown_zones() -> None:
+    frame = runspace_samples_frame([history_point(0, 10.5, 2)])
+    with pytest.raises(InvalidInput, match="threads"):
+        runspace_memory_figure(frame.drop(columns=["threads"]))
+    with pytest.raises(InvalidInput, match="unknown timezone"):
+        runspace_memory_figure(frame, timezone="Mars/Olympus_Mons")

@@ -83,6 +83,15 @@ def _open_handles(process: psutil.Process) -> int:
     return process.num_fds()
 
 
+def _mapped_files(process: psutil.Process) -> list[str] | None:
+    """The sorted paths of the files the process has mapped into memory (its executable,
+    shared libraries, extension modules); None where the system has no memory maps."""
+    if not hasattr(process, "memory_maps"):  # macOS
+        return None
+    # pseudo mappings ("[heap]", "[anon]") and deleted files are not files on disk
+    return sorted({m.path for m in process.memory_maps(grouped=True) if os.path.isfile(m.path)})
+
+
 def process_of(pid: int, create_time: float) -> psutil.Process | None:
     """The ``psutil.Process`` of ``(pid, create_time)``, or None when that process is gone
     (or a zombie) and the pid is free or another process's. The object keeps its start
@@ -133,9 +142,11 @@ def read_diagnostics(pid: int, create_time: float) -> dict[str, Any] | None:
     """What the process ``(pid, create_time)`` is doing now: ``commandLine`` (list),
     ``cwd``, ``environment`` (secrets masked, see ``mask_environment``), ``threadCount``,
     ``openFiles``, ``handleCount``, ``memory`` (``rssMB``, ``vmsMB``, ``ussMB``),
-    ``status``, ``children`` (descendants, recursively) and ``processCreatedAt`` (ISO).
-    A value the system does not let us read is None. Returns None when the process is gone
-    or the pid now belongs to another process."""
+    ``status``, ``children`` (descendants, recursively), ``modules`` (the sorted, unique
+    paths of the files mapped into its memory: executable, shared libraries, extension
+    modules) and ``processCreatedAt`` (ISO). A value the system does not let us read is
+    None. Returns None when the process is gone or the pid now belongs to another
+    process."""
     process = process_of(pid, create_time)
     if process is None:
         return None
@@ -161,6 +172,7 @@ def read_diagnostics(pid: int, create_time: float) -> dict[str, Any] | None:
                 },
                 "status": _readable(process.status),
                 "children": len(children) if children is not None else None,
+                "modules": _readable(lambda: _mapped_files(process)),
                 "processCreatedAt": iso(datetime.fromtimestamp(process.create_time(), tz=UTC)),
             }
     except psutil.NoSuchProcess:  # also a zombie: it ended while we read it

@@ -171,12 +171,13 @@ class RunspaceService:
         """The runspace's fields (``Runspace.to_dict()``) plus its process read now:
         ``commandLine``, ``cwd``, ``environment`` (secret values masked, including inside
         ``TASKOPS_PARAMS``), ``threadCount``, ``openFiles``, ``handleCount``, ``memory``
-        (``rssMB``, ``vmsMB``, ``ussMB``), ``status``, ``children``, ``processCreatedAt``
-        and ``diagnosedAt``; ``threadCount``, ``handleCount`` and ``memoryMB`` (the RSS)
-        are these live readings, not the last sample. A part the system does not let us
-        read is None. Raises
-        NotFound, or Conflict when the runspace is on another host, has no process yet,
-        or its process is gone or is no longer the same one."""
+        (``rssMB``, ``vmsMB``, ``ussMB``), ``status``, ``children``, ``modules`` (the
+        sorted paths of the files mapped into its memory: executable, shared libraries),
+        ``processCreatedAt`` and ``diagnosedAt``; ``threadCount``, ``handleCount`` and
+        ``memoryMB`` (the RSS) are these live readings, not the last sample. A part the
+        system does not let us read is None. Raises NotFound, or Conflict when the
+        runspace is on another host, has no process yet, or its process is gone or is no
+        longer the same one."""
         now = self._ops.clock.now()
         row = self._row(runspace_id)
         self._refuse_remote(row, "its diagnostics are read on that host")

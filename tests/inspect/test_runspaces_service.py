@@ -428,3 +428,17 @@ def test_close_is_audited_as_the_acting_user(ops: taskops.TaskOps, spawn: Spawn)
     ops.as_user("bob").runspaces.close(row, str(row))
     [record] = close_records(ops)
     assert (record["user"], record["result"]) == ("bob", "success")
+
+
+def test_diagnostics_lists_the_files_the_process_has_mapped(
+    ops: taskops.TaskOps, spawn: Spawn
+) -> None:
+    child = spawn()
+    row = open_process_row(ops, child.pid)
+    modules = ops.runspaces.diagnostics(row)["modules"]
+    assert modules == sorted(set(modules)) and len(modules) >= 2
+    assert all(Path(path).is_absolute() and Path(path).is_file() for path in modules)
+    assert not any(path.startswith("[") for path in modules)  # [heap], [stack], [vdso]
+    # the interpreter it runs (the real file behind the venv's link) and the C library
+    assert os.path.realpath(psutil.Process(child.pid).exe()) in modules
+    assert any(Path(path).name.startswith("libc.so") for path in modules)
