@@ -448,6 +448,9 @@ def _runspace_schemas() -> dict[str, Schema]:
             "memory": _object({"rssMB": megabytes, "vmsMB": megabytes, "ussMB": megabytes}),
             "status": _nullable(_string()),
             "children": _nullable(_integer()),
+            "modules": _nullable(
+                _array(_string(), "Files the process has mapped: its libraries and executable.")
+            ),
             "processCreatedAt": _time(),
             "diagnosedAt": _time(),
         },

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from taskops.ui.cron_builder import CronBuilder
     from taskops.ui.feedback import Alerts
+    from taskops.ui.jobs import JobDetail, JobList
+    from taskops.ui.runspaces import RunspaceDetail, RunspaceList
+    from taskops.ui.settings_form import SettingsForm
     from taskops.ui.shell import Dashboard, dashboard
     from taskops.ui.task_detail import TaskDetail
     from taskops.ui.task_editor import TaskEditor
@@ -21,6 +24,11 @@ __all__ = [
     "Alerts",
     "CronBuilder",
     "Dashboard",
+    "JobDetail",
+    "JobList",
+    "RunspaceDetail",
+    "RunspaceList",
+    "SettingsForm",
     "TaskDetail",
     "TaskEditor",
     "TaskList",
@@ -31,6 +39,11 @@ _WHERE = {
     "Alerts": "taskops.ui.feedback",
     "CronBuilder": "taskops.ui.cron_builder",
     "Dashboard": "taskops.ui.shell",
+    "JobDetail": "taskops.ui.jobs",
+    "JobList": "taskops.ui.jobs",
+    "RunspaceDetail": "taskops.ui.runspaces",
+    "RunspaceList": "taskops.ui.runspaces",
+    "SettingsForm": "taskops.ui.settings_form",
     "TaskDetail": "taskops.ui.task_detail",
     "TaskEditor": "taskops.ui.task_editor",
     "TaskList": "taskops.ui.task_list",

@@ -200,9 +200,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         return JobList(self.ops, alerts=self.alerts)
 
     def _runspaces(self) -> widgets.Widget:
-        from taskops.ui.overview import RunspacesOverview
+        from taskops.ui.runspaces import RunspaceList
 
-        return RunspacesOverview(self.ops, alerts=self.alerts)
+        return RunspaceList(self.ops, alerts=self.alerts)
 
     def _settings(self) -> widgets.Widget:
         from taskops.ui.settings_form import SettingsForm
