@@ -451,6 +451,10 @@ def _runspace_schemas() -> dict[str, Schema]:
             "modules": _nullable(
                 _array(_string(), "Files the process has mapped: its libraries and executable.")
             ),
+            "forked": _boolean(
+                "A job's worker forked by the engine's fork server: its command line is the "
+                "server's; environment is the one its job runs with."
+            ),
             "processCreatedAt": _time(),
             "diagnosedAt": _time(),
         },

@@ -14,13 +14,19 @@ import contextlib
 import math
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from taskops.engine.executor import RUNNER, SERVE_FLAG, JobFiles, environment_for
 from taskops.errors import Conflict, InvalidInput, NotFound, Problem
-from taskops.inspect.diagnostics import leads_own_group, read_diagnostics, stop_process
+from taskops.inspect.diagnostics import (
+    leads_own_group,
+    mask_environment,
+    read_diagnostics,
+    stop_process,
+)
 from taskops.inspect.processes import STOP_GRACE_SECONDS, is_same_process, stop_ladder
 from taskops.inspect.sampler import DiscoveredProcess, RunspaceSampler, RunspaceSource
 from taskops.model import Availability, Runspace, RunspaceKind, RunspaceState, iso, parse_id
@@ -173,7 +179,10 @@ class RunspaceService:
         ``TASKOPS_PARAMS``), ``threadCount``, ``openFiles``, ``handleCount``, ``memory``
         (``rssMB``, ``vmsMB``, ``ussMB``), ``status``, ``children``, ``modules`` (the
         sorted paths of the files mapped into its memory: executable, shared libraries),
-        ``processCreatedAt`` and ``diagnosedAt``; ``threadCount``, ``handleCount`` and
+        ``forked`` (True for a job's worker forked by the engine's fork server: its
+        command line is the server's, and ``environment`` is the one its job runs with,
+        as the system shows only what the server started with), ``processCreatedAt``
+        and ``diagnosedAt``; ``threadCount``, ``handleCount`` and
         ``memoryMB`` (the RSS) are these live readings, not the last sample. A part the
         system does not let us read is None. Raises NotFound, or Conflict when the
         runspace is on another host, has no process yet, or its process is gone or is no
@@ -186,6 +195,9 @@ class RunspaceService:
         live = read_diagnostics(row.pid, row.create_time)
         if live is None:
             raise Conflict(f"runspace {row.id}: process {row.pid} changed or gone")
+        live["forked"] = _forked(live.get("commandLine"))
+        if live["forked"] and row.job_id is not None and live["environment"] is not None:
+            live["environment"] = self._forked_environment(row, row.job_id, live["environment"])
         return {
             **self._runspace(row, now).to_dict(),
             **live,
@@ -293,6 +305,30 @@ class RunspaceService:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _forked_environment(
+        self, row: RunspaceRow, job_id: int, inherited: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The environment a forked worker's job runs with. The system shows the one its
+        fork server started with (a fork keeps it); the job's parameters, environment and
+        tags were set on top of that, the same way the engine sets them."""
+        ops = self._ops
+        try:
+            command = ops.store.job_command(job_id)
+        except NotFound:  # the job's row went (retention): what the system shows is all
+            return dict(inherited)
+        site = ops.site
+        environment = environment_for(
+            command,
+            job_id=job_id,
+            store_id=ops.store.store_id(),
+            runspace_id=row.id,
+            site_dir=site.root,
+            data_dir=site.data_dir,
+            files=JobFiles(site.jobs_dir / str(job_id)),
+            base=inherited,
+        )
+        return mask_environment(environment)
+
     def _row(self, runspace_id: int | str) -> RunspaceRow:
         return self._ops.store.runspace_row(_runspace_id(runspace_id))
 
@@ -327,6 +363,12 @@ class RunspaceService:
             handle_count=row.handle_count,
             sampled_at=row.sampled_at,
         )
+
+
+def _forked(command_line: Sequence[str] | None) -> bool:
+    """Whether a process was forked by the runner's fork server (its command line is the
+    server's, ``python .../_runner.py --serve``)."""
+    return bool(command_line) and list(command_line or [])[-2:] == [str(RUNNER), SERVE_FLAG]
 
 
 def _grace(value: Any) -> float:

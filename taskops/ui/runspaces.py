@@ -643,6 +643,11 @@ def _inspection_html(data: Mapping[str, Any], timezone: str) -> str:
             "Command line",
             "—" if command is None else f"<code>{html.escape(shlex.join(command))}</code>",
         ),
+        *(
+            [("Started by", "forked by the engine's fork server (so the command line is its)")]
+            if data.get("forked")
+            else []
+        ),
         ("Open files", _whole(data.get("openFiles"))),
         ("Child processes", _whole(data.get("children"))),
         (

@@ -61,6 +61,9 @@ def test_inspect_a_worker_lower_the_threshold_and_force_close_it(
     inspected = page.locator(".taskops-runspace-diagnostics")
     expect(inspected).to_contain_text("Working directory", timeout=ACT)
     expect(inspected).to_contain_text("libpython")  # a module the worker has mapped
+    expect(inspected).to_contain_text("forked by the engine")
+    page.click(".taskops-runspace-env-keys summary")
+    expect(inspected).to_contain_text("TASKOPS_JOB_ID")  # the job's, not the fork server's
     page.screenshot(path=str(screens / "runspace-detail.png"), full_page=True)
 
     page.click(".taskops-runspace-force-close")

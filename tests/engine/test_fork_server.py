@@ -50,6 +50,29 @@ def test_a_python_job_is_forked_by_the_server_and_runs_as_usual(
     assert "params [('KEY', 'v'), ('NAP', 1)]" in text and "done" in text
 
 
+def test_a_forked_workers_diagnostics_show_the_environment_of_its_job(
+    eops: taskops.TaskOps, start_engine: Callable[..., Engine]
+) -> None:
+    start_engine()
+    eops.tasks.update(
+        "global.Report", {"parameters": {"NAP": 60}, "environment": {"API_TOKEN": "hush-42"}}
+    )
+    job = eops.tasks.run("global.Report")
+    running_pid(eops, job.id)
+    space = eops.jobs.get(job.id).runspace_id
+    assert space is not None
+    seen = eops.runspaces.diagnostics(space)
+    assert seen["forked"] is True and seen["commandLine"][-2:] == [str(RUNNER), SERVE_FLAG]
+    environment = seen["environment"]
+    assert environment["TASKOPS_JOB_ID"] == str(job.id)  # not the fork server's own
+    assert environment["TASKOPS_TASK_ID"] == "global.Report"
+    assert environment["NAP"] == "60" and environment["API_TOKEN"] == "********"
+    assert "hush-42" not in json.dumps(seen)
+    engine_space = next(s for s in eops.runspaces.list() if s.kind.value == "engine")
+    assert eops.runspaces.diagnostics(engine_space.id)["forked"] is False
+    eops.jobs.stop(job.id)
+
+
 def test_forked_jobs_report_failures_and_signals(
     eops: taskops.TaskOps,
     start_engine: Callable[..., Engine],
