@@ -46,7 +46,9 @@ class Alerts(widgets.VBox):  # type: ignore[misc]
             style={"background": back},
             layout=widgets.Layout(flex="1 1 auto", padding="2px 6px"),
         )
-        close = widgets.Button(icon="times", tooltip="Dismiss", layout=widgets.Layout(width="32px"))
+        close = widgets.Button(
+            icon="times", tooltip="Dismiss", layout=widgets.Layout(width="36px", padding="0")
+        )
         close.add_class("taskops-alert-close")
         box = widgets.HBox(
             [text, close],

@@ -24,7 +24,7 @@ def job_state(served: Served, job_id: int) -> str:
 
 
 def test_watch_a_long_job_and_stop_it_through_the_dialog(
-    served: Served, open_dashboard: Callable[[], Page], screens: Path
+    served: Served, open_dashboard: Callable[[], Page], screens: Path, tmp_path: Path
 ) -> None:
     status, job = served.request("POST", "/tasks/global.SearchReindex/run")
     assert status == 202, job
@@ -60,12 +60,34 @@ def test_watch_a_long_job_and_stop_it_through_the_dialog(
     assert job_state(served, job_id) == "Stopped"
     expect(page.locator(".taskops-job-remove-button")).to_be_visible()
     page.screenshot(path=str(screens / "job-stopped.png"))
+    with page.expect_download(timeout=ACT) as download:
+        page.locator(".taskops-job-download button").click()
+    assert download.value.suggested_filename == f"job-{job_id}.log"
+    log = tmp_path / "job.log"
+    download.value.save_as(log)
+    assert "step 1/36" in log.read_text()
 
     page.click(".taskops-job-back")
     expect(state).to_have_text("Stopped", timeout=ACT)
     page.click(f'.taskops-job-remove[data-job="{job_id}"]')
     expect(state).to_have_count(0, timeout=ACT)
     assert served.request("GET", f"/jobs/{job_id}")[1]["removed"] is True
+
+
+def test_a_failure_shows_as_it_happens(
+    served: Served, open_dashboard: Callable[[], Page], screens: Path
+) -> None:
+    page = open_dashboard()
+    status, _ = served.request(
+        "PUT", "/tasks/vault.VaultBackup", {"parameters": {"FAILURE_RATE": 1}}
+    )
+    assert status == 200
+    status, job = served.request("POST", "/tasks/vault.VaultBackup/run")
+    assert status == 202, job
+    alert = page.locator(".taskops-alert-error", has_text=f"job {job['id']} of vault.VaultBackup")
+    expect(alert).to_be_visible(timeout=30_000)
+    expect(alert).to_contain_text("Failed:")
+    page.screenshot(path=str(screens / "notification-failure.png"))
 
 
 def test_settings_are_validated_saved_and_applied(
