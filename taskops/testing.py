@@ -173,6 +173,10 @@ class RecordingContext:
 # -- `taskops serve` in a subprocess -------------------------------------------------------
 
 
+PORT_TRIES = 3
+"""How many free ports ``serve_site`` tries."""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
@@ -257,7 +261,36 @@ def serve_site(
 ) -> Served:
     """Start ``taskops serve --site SITE --token TOKEN`` on a free port, with Jupyter's
     folders under ``root`` (``config`` becomes its ``jupyter_server_config.json``), and wait
-    until the API answers the client (``client_token``, default ``token``)."""
+    until the API answers the client (``client_token``, default ``token``). A port taken
+    by another process between choosing it and binding it is tried again on another."""
+    for attempt in range(PORT_TRIES):
+        try:
+            return _serve_once(
+                root,
+                site,
+                token=token,
+                client_token=client_token,
+                config=config,
+                args=args,
+                timeout=timeout,
+            )
+        except AssertionError as exc:
+            if "is already in use" not in str(exc) or attempt == PORT_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _serve_once(
+    root: Path,
+    site: Path,
+    *,
+    token: str = "taskops-test-token",
+    client_token: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    args: Sequence[str] = (),
+    timeout: float = 60.0,
+) -> Served:
+    """One try of ``serve_site``."""
     env = jupyter_env(root)
     if config:
         (Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json").write_text(

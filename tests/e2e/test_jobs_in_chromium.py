@@ -31,6 +31,9 @@ def test_watch_a_long_job_and_stop_it_through_the_dialog(
     job_id = job["id"]
     page = open_dashboard()
     page.click(".taskops-nav-jobs")
+    # only the screen shown has a timer in the page: a hidden screen does not refresh
+    expect(page.locator(".taskops-jobs .taskops-ticker")).to_have_count(1, timeout=ACT)
+    expect(page.locator(".taskops-tasks .taskops-ticker")).to_have_count(0)
     state = page.locator(f'.taskops-job-state[data-job="{job_id}"]')
     expect(state).to_have_text("Running", timeout=30_000)
     expect(page.locator(f'.taskops-job-progress[data-job="{job_id}"]')).to_be_visible(timeout=ACT)
