@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskops.audit import ACTIONS, AuditLog
 from taskops.clock import Clock, SystemClock
 from taskops.errors import InvalidInput, Problem, TaskopsError
-from taskops.model import RunspaceKind, SiteError
+from taskops.model import JobState, RunspaceKind, SiteError
 from taskops.service.arguments import aware_time, whole_number
 from taskops.service.engine import EngineService
 from taskops.service.jobs import JobService
@@ -28,6 +28,9 @@ from taskops.service.tasks import NextRuns, TaskService, TaskViews
 from taskops.settings import Settings
 from taskops.site import Catalog, Site
 from taskops.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TaskOps", "open_site"]
 
@@ -145,6 +148,95 @@ class TaskOps:
             chosen.append(record)
         chosen.reverse()
         return chosen[offset : offset + limit]
+
+    # -- history as frames -----------------------------------------------------------------
+
+    def history(
+        self,
+        task: str | None = None,
+        app: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        state: str | JobState | Iterable[str | JobState] | None = None,
+    ) -> pd.DataFrame:
+        """One row per job (removed ones too: they are history), oldest first by its time
+        (the start, or the queue time of a job that never started), then by id.
+
+        Filters, all done in the database: ``task`` (a task id), ``app``, ``since``
+        (inclusive) and ``until`` (exclusive) on that time (aware datetimes or ISO text
+        with an offset), ``state`` (one or several, any case).
+
+        Columns, in this order (``taskops.service.history.HISTORY_COLUMNS``):
+
+        - ``job_id`` int64;
+        - ``task_id``, ``app``, ``owner``, ``name``: object (text; ``task_id`` is None for
+          an ad-hoc job);
+        - ``state``: categorical of every ``JobState`` value, in enum order;
+        - ``scheduled_for``, ``queued_at``, ``started_at``, ``ended_at``:
+          ``datetime64[us, <site timezone>]`` (``ops.timezone``), NaT when unset;
+        - ``duration``: ``timedelta64[us]``, ``ended_at - started_at``, NaT until the job
+          has ended (or when it never started);
+        - ``exit_code``: ``Int64`` (``<NA>`` when none); ``error``: object (text or None);
+          ``output_bytes``: ``Int64``.
+
+        No match gives an empty frame with the same columns and dtypes. Raises InvalidInput
+        for a ``task`` or ``app`` that is not text, a time without a timezone, ``until``
+        not after ``since``, or an unknown state."""
+        from taskops.service.history import history_frame  # pandas loads on first use
+
+        return history_frame(self, task=task, app=app, since=since, until=until, state=state)
+
+    def stats(self, days: int = 7, by: str | None = "task") -> pd.DataFrame:
+        """Runs per group and calendar day of the site's timezone, for the ``days`` days
+        ending with today (``ops.clock``), oldest day first.
+
+        A run counts once it has ended, on the day it started; ``Failed`` and
+        ``Terminated`` runs are failures, a ``Stopped`` run is a run but neither success
+        nor failure (as ``analytics.daily_run_stats`` counts).
+
+        ``by="task"``: a ``task_id`` column first, one row per task that has a run in the
+        window and day (days without runs included), tasks sorted by id, ad-hoc jobs
+        under ``task_id`` None, last. ``by="app"``: the same per ``app``. ``by=None``: one
+        row per day over every run (the days are there even without runs).
+
+        Then the columns ``day`` (``datetime.date``), ``runs``, ``successes``,
+        ``failures`` (int64), ``success_rate`` (``successes / runs``, float64 in 0..1),
+        ``mean_duration`` and ``p95_duration`` (seconds from start to end, float64; the
+        95th percentile is linear between the nearest ranks, like ``numpy.quantile``);
+        the last three are NaN on a day without runs.
+
+        Raises InvalidInput for ``days`` not a whole number from 1 to 3660 or any other
+        ``by``."""
+        from taskops.service.history import stats_frame  # pandas loads on first use
+
+        return stats_frame(self, days=days, by=by)
+
+    def audit(self, since: datetime | str | None = None) -> pd.DataFrame:
+        """The audit log, oldest first; with ``since`` (an aware datetime or ISO text),
+        the records at or after it.
+
+        Columns: ``time`` (``datetime64[us, <site timezone>]``; NaT for a record whose
+        time cannot be read), ``user``, ``action``, ``target``, ``result`` (``success``
+        or ``failure``), ``error`` (the message of a failure, else None) and ``details``
+        (a dict, secrets masked): all object. Raises InvalidInput for a ``since`` without
+        a timezone."""
+        from taskops.service.history import audit_frame  # pandas loads on first use
+
+        return audit_frame(self, since=since)
+
+    def runspace_samples(
+        self, runspace_id: int | str, since: datetime | str | None = None
+    ) -> pd.DataFrame:
+        """The memory and thread history of a runspace, oldest first; with ``since`` (an
+        aware datetime or ISO text), the samples at or after it.
+
+        Columns: ``time`` (``datetime64[us, <site timezone>]``), ``memory_mb`` (float64,
+        NaN when it could not be read) and ``threads`` (``Int64``, ``<NA>`` when unknown).
+        Raises NotFound for an unknown runspace, InvalidInput for a ``since`` without a
+        timezone."""
+        from taskops.service.history import runspace_sample_frame  # pandas loads on first use
+
+        return runspace_sample_frame(self, runspace_id, since=since)
 
     @property
     def timezone(self) -> str:

@@ -35,6 +35,7 @@ from taskops.model import (
 from taskops.store import schema as t
 
 __all__ = [
+    "HISTORY_COLUMNS",
     "CustomTaskRow",
     "JobStart",
     "Lease",
@@ -45,6 +46,24 @@ __all__ = [
 ]
 
 _LEASE = "engine"
+
+HISTORY_COLUMNS = (
+    "id",
+    "task_id",
+    "app",
+    "owner",
+    "name",
+    "state",
+    "scheduled_for",
+    "queued_at",
+    "started_at",
+    "ended_at",
+    "exit_code",
+    "error",
+    "output_bytes",
+)
+"""The columns of :meth:`Store.job_history_columns`, in order."""
+_TIME_COLUMNS = frozenset({"scheduled_for", "queued_at", "started_at", "ended_at"})
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -869,6 +888,76 @@ class Store:
         with self._read() as conn:
             return set(conn.execute(sa.select(t.jobs.c.id)).scalars())
 
+    # -- execution history in bulk (for frames) --------------------------------------------
+
+    def job_history_columns(
+        self,
+        *,
+        task_id: str | None = None,
+        app: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        states: Iterable[JobState] | None = None,
+    ) -> dict[str, tuple[Any, ...]]:
+        """The jobs matching every filter given (removed ones too: they are history), as
+        columns named by ``HISTORY_COLUMNS``, oldest first by their time (the start, or
+        the queue time of a job that never started), then by id.
+
+        ``since`` (inclusive) and ``until`` (exclusive) bound that time; the clauses are
+        written so that ``ix_jobs_started`` serves the window and ``ix_jobs_task_started``
+        a task's jobs. Times come back as UTC epoch seconds (float, None when unset), not
+        datetimes: reading a million rows stays a matter of plain floats."""
+        query = sa.select(
+            *(
+                _epoch_seconds(t.jobs.c[name]).label(name)
+                if name in _TIME_COLUMNS
+                else t.jobs.c[name]
+                for name in HISTORY_COLUMNS
+            )
+        )
+        if task_id is not None:
+            query = query.where(t.jobs.c.task_id == task_id)
+        if app is not None:
+            query = query.where(t.jobs.c.app == app)
+        bounded = task_id is not None or since is not None or until is not None
+        if states is not None:
+            state: sa.ColumnElement[str] = t.jobs.c.state
+            if bounded:
+                # Without statistics (no ANALYZE) SQLite prefers an equality on ix_jobs_state
+                # to a range or a task; Completed is nearly every row, so keep that index
+                # out and let the window or the task bound the rows.
+                state = state + ""
+            query = query.where(state.in_([s.value for s in states]))
+        if since is not None or until is not None:
+            query = query.where(_job_time_between(since, until))
+        query = query.order_by(
+            sa.func.coalesce(t.jobs.c.started_at, t.jobs.c.queued_at), t.jobs.c.id
+        )
+        with self._read() as conn:
+            return _fetch_columns(conn, query, HISTORY_COLUMNS)
+
+    def run_durations(self, *, start: datetime, end: datetime) -> dict[str, tuple[Any, ...]]:
+        """The runs that started at or after ``start`` and before ``end`` and have ended,
+        as columns ``task_id``, ``app``, ``state``, ``started_at`` (UTC epoch seconds) and
+        ``duration`` (seconds from start to end), in no particular order. The window is
+        served by ``ix_jobs_started``; only these five values are read of each run."""
+        started = _epoch_seconds(t.jobs.c.started_at)
+        query = sa.select(
+            t.jobs.c.task_id,
+            t.jobs.c.app,
+            t.jobs.c.state,
+            started.label("started_at"),
+            (_epoch_seconds(t.jobs.c.ended_at) - started).label("duration"),
+        ).where(
+            t.jobs.c.started_at >= start,
+            t.jobs.c.started_at < end,
+            t.jobs.c.ended_at.is_not(None),
+        )
+        with self._read() as conn:
+            return _fetch_columns(
+                conn, query, ("task_id", "app", "state", "started_at", "duration")
+            )
+
     # -- skipped slots and failure counters ------------------------------------------------
 
     def record_skip(self, task_id: str, slot: datetime, *, reason: str, now: datetime) -> bool:
@@ -1191,6 +1280,25 @@ class Store:
             rows = conn.execute(query.order_by(t.runspace_samples.c.time)).all()
         return [(row.time, row.memory_mb, row.thread_count) for row in rows]
 
+    def runspace_sample_columns(
+        self, runspace_id: int, *, since: datetime | None = None
+    ) -> dict[str, tuple[Any, ...]]:
+        """The samples of :meth:`runspace_samples` as columns ``time`` (UTC epoch seconds),
+        ``memory_mb`` and ``thread_count`` (None: could not be read), oldest first."""
+        query = sa.select(
+            _epoch_seconds(t.runspace_samples.c.time).label("time"),
+            t.runspace_samples.c.memory_mb,
+            t.runspace_samples.c.thread_count,
+        ).where(t.runspace_samples.c.runspace_id == runspace_id)
+        if since is not None:
+            query = query.where(t.runspace_samples.c.time >= since)
+        with self._read() as conn:
+            return _fetch_columns(
+                conn,
+                query.order_by(t.runspace_samples.c.time),
+                ("time", "memory_mb", "thread_count"),
+            )
+
     def runspace_rows(
         self,
         *,
@@ -1287,6 +1395,45 @@ def _job_filters(
             )
         )
     return clauses
+
+
+def _epoch_seconds(column: sa.ColumnElement[Any]) -> sa.ColumnElement[float]:
+    """A ``Timestamp`` column read as the float it is stored as (UTC epoch seconds)."""
+    return sa.type_coerce(column, sa.Float)
+
+
+def _job_time_between(since: datetime | None, until: datetime | None) -> sa.ColumnElement[bool]:
+    """``since <= coalesce(started_at, queued_at) < until`` (either bound optional), as
+    two branches (started; never started) that each use an index on ``started_at``
+    instead of a scan of ``coalesce(...)`` over every row."""
+    started: list[sa.ColumnElement[bool]] = []
+    never: list[sa.ColumnElement[bool]] = [t.jobs.c.started_at.is_(None)]
+    if since is not None:
+        started.append(t.jobs.c.started_at >= since)
+        never.append(t.jobs.c.queued_at >= since)
+    if until is not None:
+        started.append(t.jobs.c.started_at < until)
+        never.append(t.jobs.c.queued_at < until)
+    return sa.or_(sa.and_(*started), sa.and_(*never))
+
+
+def _fetch_columns(
+    conn: Connection, query: sa.Select[Any], names: Sequence[str]
+) -> dict[str, tuple[Any, ...]]:
+    """The rows of ``query`` as one tuple per column, named by ``names`` (empty tuples when
+    there are no rows).
+
+    The rows are fetched from the DB-API cursor as plain tuples, without a ``Row`` object
+    each (about a third of the read time): so callers select only columns whose values
+    SQLAlchemy would pass through unchanged (numbers, text, ``_epoch_seconds``)."""
+    result = conn.execute(query)
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    if not rows:
+        return {name: () for name in names}
+    return dict(zip(names, zip(*rows, strict=True), strict=True))
 
 
 def _job(row: Any) -> Job:
