@@ -25,6 +25,7 @@ BENCHMARKS = {
     "rest": "bench.rest",
     "output": "bench.output",
     "dashboard": "bench.dashboard",
+    "history": "bench.history",
 }
 """Name -> module; each module has ``main(quick) -> list[Table]``."""
 
