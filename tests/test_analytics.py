@@ -1,287 +1,559 @@
-"""History to frames and figures: ``taskops.analytics`` on Job objects built here."""
+"""``taskops.analytics``: figures drawn from the frames of ``ops.stats()``,
+``ops.history()`` and ``ops.runspace_samples()`` of a real store (a site in Europe/Berlin, a
+fake clock), checked on their traces' data, their empty states and the columns they need."""
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+import taskops
 from taskops.analytics import (
-    SAMPLE_COLUMNS,
-    STATS_COLUMNS,
-    daily_run_figure,
-    daily_run_stats,
+    STATE_COLOURS,
+    daily_runs_figure,
+    duration_trend_figure,
+    failures_heatmap,
+    runs_timeline,
     runspace_memory_figure,
-    runspace_samples_frame,
+    success_rate_figure,
 )
 from taskops.errors import InvalidInput
-from taskops.model import Job, JobState
+from taskops.model import JobState, RunspaceKind
+from taskops.store import RunspaceSample
+from taskops.testing import FakeClock, make_site
+from taskops.ui.format import STATE_COLOURS as DASHBOARD_STATES
+from taskops.ui.jobs import TEXT_COLOURS
 
-NOW = datetime(2026, 1, 16, 14, 5, 30, tzinfo=UTC)  # a Friday
+ZONE = "Europe/Berlin"
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+"""A Tuesday; winter: Berlin is UTC+1, so the window of 6 hours is 07:00-13:00 there."""
+CLEANUP = "global.Cleanup"
+BACKUP = "vault.VaultBackup"
+AD_HOC = "(ad-hoc jobs)"
+DAYS = ["2026-03-08", "2026-03-09", "2026-03-10"]
+GREEN, RED, BLUE, ORANGE = "#2e7d32", "#c62828", "#1565c0", "#e65100"
 
 
-def job(
-    state: JobState,
-    started: datetime | None,
-    seconds: float | None = 10.0,
+@pytest.fixture
+def ops(tmp_path: Path) -> Iterator[taskops.TaskOps]:
+    tasks = {
+        "global": [{"name": "Cleanup", "schedule": "0 3 * * *", "scriptPath": "tasks/c.py"}],
+        "vault": [{"name": "VaultBackup", "schedule": "30 1 * * *", "scriptPath": "tasks/b.py"}],
+    }
+    site = make_site(tmp_path / "site", tasks, timezone=ZONE)
+    with taskops.open_site(site, user="alice", clock=FakeClock(NOW)) as opened:
+        yield opened
+
+
+def at(text: str) -> datetime:
+    """An aware UTC time from ``YYYY-MM-DD HH:MM[:SS]``."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def run(
+    ops: taskops.TaskOps,
+    start: datetime,
+    seconds: float | None,
     *,
-    ended: bool = True,
-    number: int = 1,
-) -> Job:
-    """A job of ``global.Cleanup`` started at ``started`` that ran ``seconds``."""
-    end = started + timedelta(seconds=seconds) if started and seconds is not None else None
-    return Job(
-        id=number,
-        name=f"Task_Cleanup_{number}",
-        state=state,
-        owner="TaskEngine",
-        task_id="global.Cleanup",
-        app="global",
-        scheduled_for=started,
-        queued_at=started or NOW,
-        started_at=started,
-        ended_at=end if ended else None,
-        exit_code=0 if state == JobState.COMPLETED else 1,
-        error=None,
-        progress=None,
-        progress_message=None,
-        output_bytes=0,
+    state: JobState = JobState.COMPLETED,
+    task_id: str | None = CLEANUP,
+    app: str = "global",
+    name: str | None = None,
+) -> int:
+    """A job queued a second before ``start``, started then and, unless ``seconds`` is
+    None (still running), ended ``seconds`` later in ``state``."""
+    return ops.store.insert_job(
+        name=name or f"Task_{task_id}_{start:%Y%m%d_%H%M%S}",
+        owner="Manual",
+        state=state if seconds is not None else JobState.RUNNING,
+        queued_at=start - timedelta(seconds=1),
+        task_id=task_id,
+        app=app,
+        started_at=start,
+        ended_at=start + timedelta(seconds=seconds) if seconds is not None else None,
     )
 
 
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 1, day, hour, minute, tzinfo=UTC)
+@pytest.fixture
+def three_days(ops: taskops.TaskOps) -> taskops.TaskOps:
+    """Runs of the 3 days up to NOW (2026-03-08..10 in Berlin)."""
+    run(ops, at("2026-03-08 09:00"), 7.0)
+    run(ops, at("2026-03-09 08:00"), 10.0)
+    run(ops, at("2026-03-09 08:10"), 20.0)
+    run(ops, at("2026-03-09 08:20"), 30.0, state=JobState.FAILED)
+    run(ops, at("2026-03-09 08:30"), 40.0, state=JobState.STOPPED)
+    run(ops, at("2026-03-09 23:30"), 5.0)  # 00:30 on the 10th in Berlin
+    run(ops, at("2026-03-10 09:00"), 15.0, state=JobState.TERMINATED)
+    run(ops, at("2026-03-10 11:00"), None)  # running: not counted
+    run(ops, at("2026-03-10 10:00"), 100.0, task_id=BACKUP, app="vault")
+    run(ops, at("2026-03-09 12:00"), 2.0, state=JobState.FAILED, task_id=None, name="adhoc-1")
+    return ops
 
 
-def row(frame: pd.DataFrame, day: date) -> dict[str, Any]:
-    rows = frame[frame["day"] == day].to_dict("records")
-    assert len(rows) == 1
-    return rows[0]
+def traces(figure: go.Figure) -> list[tuple[str, str | None]]:
+    return [(trace.type, trace.name) for trace in figure.data]
 
 
-def test_columns_dtypes_and_zero_filled_days() -> None:
-    frame = daily_run_stats([], now=NOW, timezone="UTC")
-    assert tuple(frame.columns) == STATS_COLUMNS
-    assert list(frame["day"]) == [date(2026, 1, d) for d in range(10, 17)]
-    assert all(type(d) is date for d in frame["day"])
-    assert str(frame["runs"].dtype) == "int64"
-    assert str(frame["successes"].dtype) == "int64"
-    assert str(frame["failures"].dtype) == "int64"
-    assert str(frame["success_rate"].dtype) == "float64"
-    assert str(frame["mean_duration"].dtype) == "float64"
-    assert frame["runs"].sum() == frame["successes"].sum() == frame["failures"].sum() == 0
-    assert frame["success_rate"].isna().all()
-    assert frame["mean_duration"].isna().all()
+def notes(figure: go.Figure) -> list[str]:
+    return [note.text for note in figure.layout.annotations]
 
 
-def test_counts_rates_and_durations_per_day() -> None:
-    jobs = [
-        job(JobState.COMPLETED, at(16, 9), 10, number=1),
-        job(JobState.COMPLETED, at(16, 10), 20, number=2),
-        job(JobState.FAILED, at(16, 11), 30, number=3),
-        job(JobState.TERMINATED, at(16, 12), 60, number=4),
-        job(JobState.STOPPED, at(14, 8), 5, number=5),  # a run, neither success nor failure
-        job(JobState.COMPLETED, at(12, 3), 1.5, number=6),
+def test_state_colours_are_the_dashboards() -> None:
+    assert set(STATE_COLOURS) == {state.value for state in JobState}
+    for state, colour in STATE_COLOURS.items():
+        assert colour == TEXT_COLOURS[DASHBOARD_STATES[state]], state
+
+
+# -- daily_runs_figure -----------------------------------------------------------------------
+
+
+def test_daily_runs_figure_of_one_tasks_days(three_days: taskops.TaskOps) -> None:
+    stats = three_days.stats(days=3, by=None, task=CLEANUP)
+    figure = daily_runs_figure(stats)
+
+    assert traces(figure) == [
+        ("bar", "Succeeded"),
+        ("bar", "Failed"),
+        ("bar", "Stopped"),
+        ("scatter", "Success rate"),
     ]
-    frame = daily_run_stats(jobs, now=NOW, timezone="UTC")
-    today = row(frame, date(2026, 1, 16))
-    assert (today["runs"], today["successes"], today["failures"]) == (4, 2, 2)
-    assert today["success_rate"] == pytest.approx(0.5)
-    assert today["mean_duration"] == pytest.approx(30.0)
-    stopped = row(frame, date(2026, 1, 14))
-    assert (stopped["runs"], stopped["successes"], stopped["failures"]) == (1, 0, 0)
-    assert stopped["success_rate"] == 0.0
-    assert stopped["mean_duration"] == pytest.approx(5.0)
-    monday = row(frame, date(2026, 1, 12))
-    assert monday["success_rate"] == 1.0
-    assert monday["mean_duration"] == pytest.approx(1.5)
-    quiet = row(frame, date(2026, 1, 13))
-    assert quiet["runs"] == 0
-    assert math.isnan(quiet["success_rate"])
-    assert math.isnan(quiet["mean_duration"])
-
-
-def test_only_ended_runs_inside_the_window_count() -> None:
-    jobs = [
-        job(JobState.RUNNING, at(16, 14), ended=False, number=1),
-        job(JobState.QUEUED, None, None, ended=False, number=2),
-        job(JobState.COMPLETED, at(9, 23, 59), number=3),  # the day before the first day
-        job(JobState.COMPLETED, at(10, 0, 0), number=4),  # the first day
-        job(JobState.COMPLETED, NOW + timedelta(hours=11), number=5),  # tomorrow
+    succeeded, failed, stopped, rate = figure.data
+    assert [t.marker.color for t in (succeeded, failed, stopped)] == [GREEN, RED, ORANGE]
+    assert rate.line.color == BLUE
+    for trace in figure.data:
+        assert list(trace.x) == DAYS
+    # the stack is the day's runs: Terminated is a failure, Stopped neither
+    assert list(succeeded.y) == [1, 2, 1]
+    assert list(failed.y) == [0, 1, 1]
+    assert list(stopped.y) == [0, 1, 0]
+    assert list(rate.y) == [100.0, 50.0, 50.0]
+    assert (succeeded.yaxis, rate.yaxis) == ("y", "y2")
+    # every point's hover: runs, successes, failures, rate, mean and p95 duration
+    assert [list(row) for row in rate.customdata] == [
+        [1, 1, 0, "100%", "7.0 s", "7.0 s"],
+        [4, 2, 1, "50%", "25.0 s", "38.5 s"],
+        [2, 1, 1, "50%", "10.0 s", "14.5 s"],
     ]
-    frame = daily_run_stats(jobs, now=NOW, timezone="UTC")
-    assert frame["runs"].tolist() == [1, 0, 0, 0, 0, 0, 0]
-
-
-def test_days_are_calendar_days_of_the_timezone() -> None:
-    # 23:30 UTC on the 15th is 00:30 on the 16th in Berlin and 18:30 on the 15th in New York
-    late = job(JobState.COMPLETED, at(15, 23, 30))
-    berlin = daily_run_stats([late], now=NOW, timezone="Europe/Berlin")
-    assert row(berlin, date(2026, 1, 16))["runs"] == 1
-    assert row(berlin, date(2026, 1, 15))["runs"] == 0
-    new_york = daily_run_stats([late], now=NOW, timezone="America/New_York")
-    assert row(new_york, date(2026, 1, 15))["runs"] == 1
-    # and "today" is today there: 23:30 UTC on the 16th is 08:30 on the 17th in Tokyo
-    tokyo = daily_run_stats([], now=at(16, 23, 30), timezone="Asia/Tokyo")
-    assert tokyo["day"].iloc[-1] == date(2026, 1, 17)
-    assert tokyo["day"].iloc[0] == date(2026, 1, 11)
-
-
-def test_window_length() -> None:
-    frame = daily_run_stats([job(JobState.COMPLETED, at(1, 12))], days=30, now=NOW, timezone="UTC")
-    assert len(frame) == 30
-    assert frame["day"].iloc[0] == date(2025, 12, 18)
-    assert row(frame, date(2026, 1, 1))["runs"] == 1
-    assert len(daily_run_stats([], days=1, now=NOW, timezone="UTC")) == 1
-
-
-@pytest.mark.parametrize("days", [0, -3, True, 2.5])
-def test_bad_days_are_invalid_input(days: Any) -> None:
-    with pytest.raises(InvalidInput, match="days"):
-        daily_run_stats([], days=days, now=NOW, timezone="UTC")
-
-
-def test_bad_timezone_and_naive_now_are_refused() -> None:
-    with pytest.raises(InvalidInput, match="unknown timezone"):
-        daily_run_stats([], now=NOW, timezone="Mars/Olympus_Mons")
-    with pytest.raises(ValueError, match="naive"):
-        daily_run_stats([], now=NOW.replace(tzinfo=None), timezone="UTC")
-
-
-def test_figure_traces() -> None:
-    jobs = [
-        job(JobState.COMPLETED, at(16, 9), 10, number=1),
-        job(JobState.FAILED, at(16, 10), 30, number=2),
-        job(JobState.COMPLETED, at(14, 9), 4, number=3),
-    ]
-    stats = daily_run_stats(jobs, now=NOW, timezone="UTC")
-    figure = daily_run_figure(stats)
-    assert isinstance(figure, go.Figure)
-    kinds = [(trace.type, trace.name) for trace in figure.data]
-    assert kinds == [("bar", "Succeeded"), ("bar", "Failed"), ("scatter", "Avg duration")]
-    succeeded, failed, duration = figure.data
-    days = [f"2026-01-{d}" for d in range(10, 17)]
-    assert list(succeeded.x) == list(failed.x) == list(duration.x) == days
-    assert list(succeeded.y) == [0, 0, 0, 0, 1, 0, 1]
-    assert list(failed.y) == [0, 0, 0, 0, 0, 0, 1]
-    assert list(duration.y) == [None, None, None, None, 4.0, None, 20.0]
-    assert duration.yaxis == "y2"
-    assert succeeded.yaxis == failed.yaxis == "y"
-    # the success rate and run count are in every point's hover text
-    hover = [tuple(c) for c in succeeded.customdata]
-    assert hover == [("no runs", 0)] * 4 + [("100%", 1), ("no runs", 0), ("50%", 2)]
-    assert [tuple(c) for c in duration.customdata] == hover
-    assert "success rate" in succeeded.hovertemplate
+    assert [list(row) for row in succeeded.customdata] == [list(r) for r in rate.customdata]
+    assert "success rate" in rate.hovertemplate and "p95" in succeeded.hovertemplate
     layout = figure.layout
-    assert layout.barmode == "stack"
-    assert layout.height == 260
-    assert layout.legend.orientation == "h"
     assert layout.title.text == "Last 7 days"
-    assert layout.margin.t <= 50 and layout.margin.b <= 50
-    assert layout.yaxis2.title.text == "seconds"
+    assert (layout.barmode, layout.height, layout.legend.orientation) == ("stack", 260, "h")
+    assert layout.yaxis.title.text == "runs"
+    assert tuple(layout.yaxis2.range) == (0, 100) and layout.yaxis2.ticksuffix == "%"
+    assert notes(figure) == []
 
 
-def test_figure_title_and_missing_columns() -> None:
-    stats = daily_run_stats([], days=14, now=NOW, timezone="UTC")
-    assert daily_run_figure(stats, title="Two weeks").layout.title.text == "Two weeks"
-    with pytest.raises(InvalidInput, match="mean_duration"):
-        daily_run_figure(stats.drop(columns=["mean_duration"]))
+def test_daily_runs_figure_counts_every_run_of_a_busy_task(ops: taskops.TaskOps) -> None:
+    """No cap on the runs counted (the task chart once read the last 1,000 only)."""
+    first = at("2026-03-10 00:00")
+    ops.store.insert_jobs(
+        [
+            {
+                "name": f"Task_Cleanup_{n}",
+                "owner": "TaskEngine",
+                "state": JobState.FAILED if n % 10 == 0 else JobState.COMPLETED,
+                "queued_at": first + timedelta(seconds=30 * n),
+                "task_id": CLEANUP,
+                "app": "global",
+                "started_at": first + timedelta(seconds=30 * n),
+                "ended_at": first + timedelta(seconds=30 * n + 2),
+            }
+            for n in range(1200)
+        ]
+    )
+    figure = daily_runs_figure(ops.stats(days=2, by=None, task=CLEANUP), title="Two days")
+    succeeded, failed, _stopped, rate = figure.data
+    assert list(succeeded.y) == [0, 1080] and list(failed.y) == [0, 120]
+    assert list(rate.y) == [None, 90.0]
+    assert figure.layout.title.text == "Two days"
 
 
-# -- runspace samples ------------------------------------------------------------------------
+def test_daily_runs_figure_without_runs_says_so(ops: taskops.TaskOps) -> None:
+    run(ops, at("2026-03-10 08:00"), 5.0, task_id=BACKUP, app="vault")
+    quiet = daily_runs_figure(ops.stats(days=7, by=None, task=CLEANUP))
+    assert notes(quiet) == ["No runs in these days"]
+    assert len(quiet.data[0].x) == 7 and list(quiet.data[0].y) == [0] * 7
+    assert list(quiet.data[3].y) == [None] * 7
+    nothing = daily_runs_figure(ops.stats(days=7, by="task", task=CLEANUP))
+    assert notes(nothing) == ["No runs in these days"]
+    assert [len(trace.x) for trace in nothing.data] == [0, 0, 0, 0]
 
 
-def history_point(seconds: int, memory: float | None, threads: int | None) -> dict[str, Any]:
-    return {
-        "time": (NOW + timedelta(seconds=seconds)).isoformat(),
-        "memoryMB": memory,
-        "threads": threads,
-    }
+def test_daily_runs_figure_refuses_missing_columns_and_several_tasks(
+    three_days: taskops.TaskOps,
+) -> None:
+    stats = three_days.stats(days=3, by=None)
+    with pytest.raises(InvalidInput, match="missing columns: p95_duration") as caught:
+        daily_runs_figure(stats.drop(columns=["p95_duration"]))
+    assert "stats" in caught.value.fields()
+    with pytest.raises(InvalidInput, match="a day twice"):
+        daily_runs_figure(three_days.stats(days=3, by="task"))
 
 
-def test_samples_frame_columns_and_dtypes() -> None:
-    history = [history_point(0, 10.5, 2), history_point(2, None, None), history_point(4, 12, 3)]
-    frame = runspace_samples_frame(history)
-    assert tuple(frame.columns) == SAMPLE_COLUMNS
-    assert isinstance(frame["time"].dtype, pd.DatetimeTZDtype)
-    assert str(frame["time"].dt.tz) == "UTC"
-    assert frame["time"].tolist() == [NOW + timedelta(seconds=s) for s in (0, 2, 4)]
-    assert str(frame["memory_mb"].dtype) == "float64"
-    assert frame["memory_mb"].tolist()[0::2] == [10.5, 12.0]
-    assert math.isnan(frame["memory_mb"].iloc[1])
-    assert str(frame["threads"].dtype) == "Int64"
-    assert frame["threads"].iloc[0] == 2 and frame["threads"].iloc[2] == 3
-    assert frame["threads"].iloc[1] is pd.NA
-    # an offset other than UTC is the same moment in UTC
-    berlin = runspace_samples_frame([{**history[0], "time": "2026-01-16T15:05:30+01:00"}])
-    assert berlin["time"].iloc[0] == NOW
+# -- success_rate_figure ---------------------------------------------------------------------
 
 
-def test_samples_frame_of_no_samples_keeps_the_dtypes() -> None:
-    frame = runspace_samples_frame([])
-    assert tuple(frame.columns) == SAMPLE_COLUMNS and len(frame) == 0
-    assert isinstance(frame["time"].dtype, pd.DatetimeTZDtype)
-    assert str(frame["memory_mb"].dtype) == "float64"
-    assert str(frame["threads"].dtype) == "Int64"
+def test_success_rate_per_task_worst_first(three_days: taskops.TaskOps) -> None:
+    figure = success_rate_figure(three_days.stats(days=3))
+    # over the window: ad-hoc 0 of 1, Cleanup 4 of 7, VaultBackup 1 of 1
+    assert traces(figure) == [("scatter", AD_HOC), ("scatter", CLEANUP), ("scatter", BACKUP)]
+    adhoc, cleanup, backup = figure.data
+    for trace in figure.data:
+        assert list(trace.x) == DAYS
+    assert list(adhoc.y) == [None, 0.0, None]
+    assert list(cleanup.y) == [100.0, 50.0, 50.0]
+    assert list(backup.y) == [None, None, 100.0]
+    assert [list(row) for row in cleanup.customdata] == [[1, 1, 0], [4, 2, 1], [2, 1, 1]]
+    assert "%{customdata[0]} runs" in cleanup.hovertemplate
+    assert cleanup.connectgaps is False
+    layout = figure.layout
+    assert layout.title.text == "Success rate"
+    assert tuple(layout.yaxis.range) == (0, 100) and layout.yaxis.ticksuffix == "%"
+    assert layout.legend.title.text in ("", None)
+    assert notes(figure) == []
+
+
+def test_success_rate_keeps_the_lowest_groups(three_days: taskops.TaskOps) -> None:
+    figure = success_rate_figure(three_days.stats(days=3), limit=2, title="Worst")
+    assert [trace.name for trace in figure.data] == [AD_HOC, CLEANUP]
+    assert figure.layout.legend.title.text == "lowest 2 of 3"
+    assert figure.layout.title.text == "Worst"
+
+
+def test_success_rate_per_app_and_over_all_runs(three_days: taskops.TaskOps) -> None:
+    by_app = success_rate_figure(three_days.stats(days=3, by="app"))
+    assert [trace.name for trace in by_app.data] == ["global", "vault"]  # 4 of 8, 1 of 1
+    assert list(by_app.data[0].y) == [100.0, 40.0, 50.0]
+    total = success_rate_figure(three_days.stats(days=3, by=None))
+    assert traces(total) == [("scatter", "All runs")]
+    [line] = total.data
+    assert list(line.x) == DAYS
+    assert line.y[:2] == (100.0, 40.0) and line.y[2] == pytest.approx(200 / 3)
+    assert line.line.color == BLUE
+    assert total.layout.legend.orientation == "h"
+
+
+def test_success_rate_without_runs_says_so(ops: taskops.TaskOps) -> None:
+    for stats in (ops.stats(days=7), ops.stats(days=7, by=None)):
+        figure = success_rate_figure(stats)
+        assert figure.data == ()
+        assert notes(figure) == ["No runs in these days"]
+    days = success_rate_figure(ops.stats(days=7, by=None)).layout.xaxis.range
+    assert tuple(days) == ("2026-03-04", "2026-03-10")
+
+
+@pytest.mark.parametrize(("limit", "field"), [(0, "limit"), (True, "limit"), (2.5, "limit")])
+def test_success_rate_refuses_bad_input(ops: taskops.TaskOps, limit: Any, field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        success_rate_figure(ops.stats(), limit=limit)
+    assert field in caught.value.fields()
+    with pytest.raises(InvalidInput, match="missing columns: successes, success_rate"):
+        success_rate_figure(ops.stats().drop(columns=["successes", "success_rate"]))
+
+
+# -- failures_heatmap ------------------------------------------------------------------------
+
+
+def test_failures_heatmap_of_tasks_by_day(three_days: taskops.TaskOps) -> None:
+    figure = failures_heatmap(three_days.stats(days=3))
+    [heatmap] = figure.data
+    assert heatmap.type == "heatmap"
+    # VaultBackup never failed: left out; the most failures on top
+    assert list(heatmap.y) == [CLEANUP, AD_HOC]
+    assert list(heatmap.x) == ["Sun 08 Mar", "Mon 09 Mar", "Tue 10 Mar"]
+    assert [list(row) for row in heatmap.z] == [[0, 1, 1], [0, 1, 0]]
+    assert [list(row) for row in heatmap.text] == [["", "1", "1"], ["", "1", ""]]
+    assert [list(row) for row in heatmap.customdata] == [[1, 4, 2], [0, 1, 0]]
+    assert heatmap.zmin == 0 and heatmap.zmax == 1
+    assert heatmap.colorscale[-1][1] == RED
+    assert figure.layout.yaxis.autorange == "reversed"
+    assert figure.layout.title.text == "Failures"
+    assert notes(figure) == []
+    assert list(failures_heatmap(three_days.stats(days=3), limit=1).data[0].y) == [CLEANUP]
+
+
+def test_failures_heatmap_empty_states(ops: taskops.TaskOps) -> None:
+    empty = failures_heatmap(ops.stats(days=3))
+    assert empty.data == () and notes(empty) == ["No runs in these days"]
+    run(ops, at("2026-03-10 08:00"), 5.0)
+    run(ops, at("2026-03-10 08:30"), 5.0, state=JobState.STOPPED)
+    fine = failures_heatmap(ops.stats(days=3))
+    assert fine.data == () and notes(fine) == ["No failures in these days"]
+
+
+def test_failures_heatmap_needs_a_task_column(ops: taskops.TaskOps) -> None:
+    with pytest.raises(InvalidInput, match="missing columns: task_id"):
+        failures_heatmap(ops.stats(by=None))
+    with pytest.raises(InvalidInput, match="missing columns: task_id"):
+        failures_heatmap(ops.stats(by="app"))
+    with pytest.raises(InvalidInput) as caught:
+        failures_heatmap(ops.stats(), limit=0)
+    assert "limit" in caught.value.fields()
+
+
+# -- duration_trend_figure -------------------------------------------------------------------
+
+
+def test_duration_trend_per_day_of_the_timezone(three_days: taskops.TaskOps) -> None:
+    history = three_days.history(task=CLEANUP)
+    figure = duration_trend_figure(history, timezone=ZONE)
+    assert traces(figure) == [("scatter", "Median"), ("scatter", "p95")]
+    median, p95 = figure.data
+    assert list(median.x) == list(p95.x) == DAYS
+    # the running job is left out; the 23:30 UTC run is on the 10th in Berlin
+    assert list(median.y) == [7.0, 25.0, 10.0]
+    assert list(p95.y) == pytest.approx([7.0, 38.5, 14.5])
+    assert list(median.customdata) == [1, 4, 2]
+    # the same percentile as ops.stats
+    stats = three_days.stats(days=3, by=None, task=CLEANUP)
+    assert list(p95.y) == pytest.approx(stats["p95_duration"].tolist())
+    assert (median.line.color, p95.line.dash) == (BLUE, "dash")
+    assert figure.layout.yaxis.title.text == "seconds"
+    assert figure.layout.title.text == "Duration"
+    # in New York the 23:30 UTC run is on the 9th: of 5, 10, 20, 30, 40 the p95 is 38
+    new_york = duration_trend_figure(history, timezone="America/New_York", title="NY")
+    assert list(new_york.data[0].x) == DAYS
+    assert list(new_york.data[0].y) == [7.0, 20.0, 15.0]
+    assert new_york.data[1].y[1] == pytest.approx(np.quantile([5, 10, 20, 30, 40], 0.95))
+    assert new_york.layout.title.text == "NY"
+
+
+def test_duration_trend_leaves_gaps_on_days_without_runs(ops: taskops.TaskOps) -> None:
+    run(ops, at("2026-03-06 10:00"), 4.0)
+    run(ops, at("2026-03-09 10:00"), 8.0)
+    figure = duration_trend_figure(ops.history(), timezone=ZONE)
+    median = figure.data[0]
+    assert list(median.x) == ["2026-03-06", "2026-03-07", "2026-03-08", "2026-03-09"]
+    assert list(median.y) == [4.0, None, None, 8.0]
+    assert list(median.customdata) == [1, 0, 0, 1]
+    assert median.connectgaps is False
+
+
+def test_duration_trend_without_ended_runs_says_so(ops: taskops.TaskOps) -> None:
+    assert notes(duration_trend_figure(ops.history(), timezone=ZONE)) == [
+        "No ended runs in these days"
+    ]
+    run(ops, at("2026-03-10 11:00"), None)
+    figure = duration_trend_figure(ops.history(), timezone=ZONE)
+    assert figure.data == () and notes(figure) == ["No ended runs in these days"]
+
+
+def test_duration_trend_refuses_bad_frames(ops: taskops.TaskOps) -> None:
+    history = ops.history()
+    with pytest.raises(InvalidInput, match="missing columns: duration"):
+        duration_trend_figure(history.drop(columns=["duration"]), timezone=ZONE)
+    naive = history.assign(started_at=history["started_at"].dt.tz_localize(None))
+    with pytest.raises(InvalidInput, match="started_at must be timezone-aware"):
+        duration_trend_figure(naive, timezone=ZONE)
+    seconds = history.assign(duration=history["duration"].dt.total_seconds())
+    with pytest.raises(InvalidInput, match="duration must be timedeltas"):
+        duration_trend_figure(seconds, timezone=ZONE)
+    with pytest.raises(InvalidInput, match="unknown timezone"):
+        duration_trend_figure(history, timezone="Mars/Olympus_Mons")
+
+
+# -- runs_timeline ---------------------------------------------------------------------------
+
+
+def test_runs_timeline_of_the_last_hours(three_days: taskops.TaskOps) -> None:
+    ops = three_days
+    run(ops, at("2026-03-10 05:00"), 5400.0, state=JobState.FAILED)  # into the window
+    run(ops, at("2026-03-10 04:00"), 3600.0)  # ended before the window: left out
+    short = run(ops, at("2026-03-10 11:45"), 1.0, task_id=None, name="adhoc-report")
+    queued = ops.store.insert_job(
+        name="waiting",
+        owner="Manual",
+        state=JobState.QUEUED,
+        queued_at=at("2026-03-10 11:30"),
+        task_id=BACKUP,
+        app="vault",
+    )
+    never = ops.store.insert_job(
+        name="dropped",
+        owner="Manual",
+        state=JobState.QUEUED,
+        queued_at=at("2026-03-10 11:40"),
+        task_id=CLEANUP,
+        app="global",
+    )
+    ops.store.request_stop(never, reason="not wanted", now=at("2026-03-10 11:41"))
+
+    figure = runs_timeline(ops.history(since=NOW - timedelta(days=1)), now=NOW)
+
+    # one trace per state present, in the dashboard's order, in its colour
+    assert traces(figure) == [
+        ("bar", "Completed"),
+        ("bar", "Failed"),
+        ("bar", "Running"),
+        ("bar", "Terminated"),
+        ("bar", "Queued"),
+    ]
+    for trace in figure.data:
+        assert trace.marker.color == STATE_COLOURS[trace.name]
+        assert trace.orientation == "h"
+    done, failed, running, terminated, waiting = figure.data
+    # wall-clock times in Berlin; widths in milliseconds, at least 1/400 of 6 hours
+    assert list(done.y) == [BACKUP, "adhoc-report"]
+    assert list(done.base) == ["2026-03-10 11:00:00", "2026-03-10 12:45:00"]
+    assert list(done.x) == [100_000.0, 54_000.0]
+    assert list(done.customdata[1]) == [
+        short,
+        "adhoc-report",
+        "2026-03-10 12:45:00",
+        "2026-03-10 12:45:01",
+        "1.0 s",
+    ]
+    assert (list(failed.y), list(failed.base), list(failed.x)) == (
+        [CLEANUP],
+        ["2026-03-10 06:00:00"],
+        [5_400_000.0],
+    )
+    assert list(failed.customdata[0])[2:] == [
+        "2026-03-10 06:00:00",
+        "2026-03-10 07:30:00",
+        "1 h 30 min",
+    ]
+    # running and queued jobs reach now
+    assert (list(running.base), list(running.x)) == (["2026-03-10 12:00:00"], [3_600_000.0])
+    assert list(running.customdata[0])[3:] == ["now", "running"]
+    assert (list(terminated.base), list(terminated.x)) == (["2026-03-10 10:00:00"], [54_000.0])
+    assert list(waiting.y) == [BACKUP]
+    assert (list(waiting.base), list(waiting.x)) == (["2026-03-10 12:30:00"], [1_800_000.0])
+    assert list(waiting.customdata[0])[:2] == [queued, "waiting"]
+
+    layout = figure.layout
+    assert layout.title.text == "Last 6 hours"
+    assert tuple(layout.xaxis.range) == ("2026-03-10 07:00:00", "2026-03-10 13:00:00")
+    assert list(layout.yaxis.categoryarray) == ["adhoc-report", CLEANUP, BACKUP]
+    assert layout.yaxis.autorange == "reversed"
+    assert layout.barmode == "overlay"
+    assert layout.height == 200
+    assert notes(figure) == []
+
+    # the last hour: the short run, the running job and the queued one
+    recent = runs_timeline(ops.history(), now=NOW, hours=1, title="Now")
+    assert [trace.name for trace in recent.data] == ["Completed", "Running", "Queued"]
+    assert recent.layout.title.text == "Now"
+    assert tuple(recent.layout.xaxis.range) == ("2026-03-10 12:00:00", "2026-03-10 13:00:00")
+
+
+def test_runs_timeline_bars_keep_their_wall_clock_across_dst(ops: taskops.TaskOps) -> None:
+    """01:30 CET to 03:30 CEST on 2026-03-29 is an hour; drawn in wall-clock time it
+    spans two."""
+    run(ops, at("2026-03-29 00:30"), 3600.0)
+    figure = runs_timeline(ops.history(), now=at("2026-03-29 02:00"), hours=3)
+    [bar] = figure.data
+    assert list(bar.base) == ["2026-03-29 01:30:00"] and list(bar.x) == [7_200_000.0]
+    assert list(bar.customdata[0])[2:] == [
+        "2026-03-29 01:30:00",
+        "2026-03-29 03:30:00",
+        "1 h 0 min",
+    ]
+
+
+def test_runs_timeline_without_runs_says_so(ops: taskops.TaskOps) -> None:
+    run(ops, at("2026-03-10 01:00"), 60.0)
+    figure = runs_timeline(ops.history(), now=NOW)
+    assert figure.data == ()
+    assert notes(figure) == ["No runs in the last 6 hours"]
+    assert tuple(figure.layout.xaxis.range) == ("2026-03-10 07:00:00", "2026-03-10 13:00:00")
+    assert notes(runs_timeline(ops.history(), now=NOW, hours=1)) == ["No runs in the last 1 hour"]
 
 
 @pytest.mark.parametrize(
-    ("point", "message"),
+    ("arguments", "field"),
     [
-        ({"time": "2026-01-16T14:05:30", "memoryMB": 1.0, "threads": 1}, "no aware time"),
-        ({"time": "yesterday", "memoryMB": 1.0, "threads": 1}, "no aware time"),
-        ({"time": NOW, "memoryMB": 1.0, "threads": 1}, "no aware time"),
-        ({"time": NOW.isoformat(), "threads": 1}, "lacks memoryMB"),
+        ({"now": datetime(2026, 3, 10, 12, 0)}, "now"),
+        ({"hours": 0}, "hours"),
+        ({"hours": -1.5}, "hours"),
+        ({"hours": True}, "hours"),
+        ({"hours": "6"}, "hours"),
     ],
 )
-def test_samples_frame_refuses_bad_samples(point: dict[str, Any], message: str) -> None:
-    with pytest.raises(InvalidInput, match=message):
-        runspace_samples_frame([history_point(0, 1.0, 1), point])
+def test_runs_timeline_refuses_bad_arguments(
+    ops: taskops.TaskOps, arguments: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        runs_timeline(ops.history(), **{"now": NOW, **arguments})
+    assert field in caught.value.fields()
 
 
-def test_memory_figure_traces_in_the_timezone() -> None:
-    frame = runspace_samples_frame(
-        [history_point(0, 10.5, 2), history_point(2, None, None), history_point(4, 12.25, 3)]
-    )
-    figure = runspace_memory_figure(frame, timezone="Europe/Berlin")
-    assert isinstance(figure, go.Figure)
-    assert [(trace.type, trace.name) for trace in figure.data] == [
-        ("scatter", "Memory (MB)"),
-        ("scatter", "Threads"),
-    ]
+def test_runs_timeline_refuses_missing_columns(ops: taskops.TaskOps) -> None:
+    with pytest.raises(InvalidInput, match="missing columns: queued_at, ended_at"):
+        runs_timeline(ops.history().drop(columns=["ended_at", "queued_at"]), now=NOW)
+    with pytest.raises(InvalidInput, match="must be a pandas DataFrame"):
+        runs_timeline([], now=NOW)  # type: ignore[arg-type]
+
+
+# -- runspace_memory_figure ------------------------------------------------------------------
+
+
+def samples(ops: taskops.TaskOps, *points: tuple[float | None, int | None]) -> pd.DataFrame:
+    """A runspace with a sample every 2 seconds from NOW; its ``ops.runspace_samples``."""
+    runspace = ops.store.open_runspace(kind=RunspaceKind.WORKER, owner="TaskEngine", now=NOW)
+    for offset, (memory, threads) in enumerate(points):
+        ops.store.record_samples(
+            [
+                RunspaceSample(
+                    runspace_id=runspace, memory_mb=memory, thread_count=threads, handle_count=1
+                )
+            ],
+            now=NOW + timedelta(seconds=2 * offset),
+        )
+    return ops.runspace_samples(runspace)
+
+
+def test_memory_figure_of_runspace_samples(ops: taskops.TaskOps) -> None:
+    frame = samples(ops, (10.5, 2), (None, None), (12.25, 3))
+    figure = runspace_memory_figure(frame)
+    assert traces(figure) == [("scatter", "Memory (MB)"), ("scatter", "Threads")]
     memory, threads = figure.data
-    # plotly.js ignores offsets: the wall-clock time in Berlin, an hour ahead of UTC
-    assert list(memory.x) == ["2026-01-16 15:05:30", "2026-01-16 15:05:32", "2026-01-16 15:05:34"]
+    # the site's wall-clock time (Berlin, an hour ahead of UTC)
+    assert list(memory.x) == ["2026-03-10 13:00:00", "2026-03-10 13:00:02", "2026-03-10 13:00:04"]
     assert list(memory.y) == [10.5, None, 12.25]
     assert list(threads.y) == [2, None, 3]
-    assert memory.connectgaps is False
+    assert memory.connectgaps is False and memory.mode == "lines+markers"
     assert (memory.yaxis, threads.yaxis) == ("y", "y2")
+    assert (memory.line.color, threads.line.shape) == (BLUE, "hv")
     layout = figure.layout
     assert layout.title.text == "Memory over time"
     assert layout.height == 260
     assert layout.yaxis.title.text == "MB" and layout.yaxis2.title.text == "threads"
-    assert layout.annotations == ()
     assert layout.yaxis2.dtick == 1  # whole threads
-    many = runspace_samples_frame([history_point(0, 1.0, 40)])
-    assert runspace_memory_figure(many).layout.yaxis2.dtick == 10
-    assert runspace_memory_figure(frame, title="Runspace 7").layout.title.text == "Runspace 7"
+    assert notes(figure) == []
+    utc = runspace_memory_figure(frame, timezone="UTC", title="Runspace 7")
+    assert utc.data[0].x[0] == "2026-03-10 12:00:00"
+    assert utc.layout.title.text == "Runspace 7"
 
 
-def test_memory_figure_of_no_samples_says_so() -> None:
-    figure = runspace_memory_figure(runspace_samples_frame([]))
+def test_memory_figure_thread_ticks_and_many_samples(ops: taskops.TaskOps) -> None:
+    figure = runspace_memory_figure(samples(ops, *[(1.0, 40)] * 61))
+    assert figure.layout.yaxis2.dtick == 10
+    assert figure.data[0].mode == "lines"
+
+
+def test_memory_figure_of_no_samples_says_so(ops: taskops.TaskOps) -> None:
+    figure = runspace_memory_figure(samples(ops))
     assert [trace.x for trace in figure.data] == [(), ()]
-    [note] = figure.layout.annotations
-    assert note.text == "No samples yet"
+    assert notes(figure) == ["No samples yet"]
     assert figure.layout.xaxis.showticklabels is False
 
 
-def test_memory_figure_refuses_missing_columns_and_unknown_zones() -> None:
-    frame = runspace_samples_frame([history_point(0, 10.5, 2)])
-    with pytest.raises(InvalidInput, match="threads"):
+def test_memory_figure_refuses_bad_frames_and_zones(ops: taskops.TaskOps) -> None:
+    frame = samples(ops, (10.5, 2))
+    with pytest.raises(InvalidInput, match="missing columns: threads") as caught:
         runspace_memory_figure(frame.drop(columns=["threads"]))
+    assert "samples" in caught.value.fields()
+    naive = frame.assign(time=frame["time"].dt.tz_localize(None))
+    with pytest.raises(InvalidInput, match="time must be timezone-aware"):
+        runspace_memory_figure(naive)
     with pytest.raises(InvalidInput, match="unknown timezone"):
         runspace_memory_figure(frame, timezone="Mars/Olympus_Mons")

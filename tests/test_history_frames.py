@@ -17,7 +17,6 @@ import pytest
 import sqlalchemy as sa
 
 import taskops
-from taskops.analytics import daily_run_stats
 from taskops.errors import InvalidInput, NotFound
 from taskops.model import JobState, RunspaceKind
 from taskops.service.history import (
@@ -350,13 +349,80 @@ def test_stats_per_task_and_day_against_a_hand_count(three_days: taskops.TaskOps
     assert frame["p95_duration"].iloc[1] == pytest.approx(p95)
 
 
-def test_stats_of_a_task_match_daily_run_stats(three_days: taskops.TaskOps) -> None:
+def test_stats_of_one_task(three_days: taskops.TaskOps) -> None:
     ops = three_days
-    ours = ops.stats(days=3)
-    ours = ours[ours["task_id"] == CLEANUP].drop(columns=["task_id", "p95_duration"])
-    jobs = ops.store.jobs_of_task(CLEANUP, limit=100)
-    theirs = daily_run_stats(jobs, days=3, now=ops.clock.now(), timezone=ZONE)
-    pd.testing.assert_frame_equal(ours.reset_index(drop=True), theirs)
+    # stopped while queued: it ended, but never ran
+    never = ops.store.insert_job(
+        name="never",
+        owner="Manual",
+        state=JobState.QUEUED,
+        queued_at=at("2026-03-09 10:00"),
+        task_id=CLEANUP,
+        app="global",
+    )
+    ops.store.request_stop(never, reason="not wanted", now=at("2026-03-09 10:01"))
+    every_task = ops.stats(days=3)
+    cleanup = every_task[every_task["task_id"] == CLEANUP].reset_index(drop=True)
+
+    mine = ops.stats(days=3, task=CLEANUP)
+    assert list(mine.columns) == ["task_id", *STATS_FIGURES]
+    pd.testing.assert_frame_equal(mine, cleanup)
+    per_day = ops.stats(days=3, by=None, task=CLEANUP)
+    assert dtypes(per_day) == STATS_DTYPES
+    pd.testing.assert_frame_equal(per_day, cleanup.drop(columns=["task_id"]))
+    # by app: the task's app, without the ad-hoc job that the whole app has
+    by_app = ops.stats(days=3, by="app", task=CLEANUP)
+    assert figures(by_app) == [("global", *row[1:]) for row in figures(cleanup)]
+    assert figures(ops.stats(days=3, task=BACKUP))[-1] == (
+        BACKUP,
+        date(2026, 3, 10),
+        1,
+        1,
+        0,
+        1.0,
+        100.0,
+        100.0,
+    )
+
+
+def test_stats_of_a_task_without_runs(three_days: taskops.TaskOps) -> None:
+    ops = three_days
+    per_day = ops.stats(days=7, by=None, task="global.Nothing")
+    assert dtypes(per_day) == STATS_DTYPES
+    assert per_day["day"].tolist() == [date(2026, 3, 4) + timedelta(days=n) for n in range(7)]
+    assert per_day["runs"].tolist() == [0] * 7 and per_day["success_rate"].isna().all()
+    by_task = ops.stats(days=7, task="global.Nothing")
+    assert by_task.empty and dtypes(by_task) == {"task_id": "object", **STATS_DTYPES}
+    # the runs of the 8th to the 10th are outside a window of one day ending on the 9th
+    ops.clock.set(at("2026-03-09 20:00"))
+    assert figures(ops.stats(days=1, by=None, task=BACKUP)) == [
+        (date(2026, 3, 9), 0, 0, 0, None, None, None)
+    ]
+
+
+def test_the_runs_of_a_task_are_read_through_its_index(three_days: taskops.TaskOps) -> None:
+    """``stats(task=...)`` asks the database for that task's ended runs of the window:
+    the query goes through ix_jobs_task_started, never a scan."""
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM jobs" in statement:
+            statements.append((statement, parameters))
+
+    engine = three_days.store._engine
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        three_days.stats(days=7, by=None, task=CLEANUP)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = statements
+    assert CLEANUP in parameters
+    with engine.connect() as conn:
+        plan = " / ".join(
+            row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        )
+    assert "USING INDEX ix_jobs_task_started" in plan, plan
+    assert "SCAN jobs" not in plan, plan
 
 
 def test_stats_by_app_and_over_everything(three_days: taskops.TaskOps) -> None:
@@ -421,6 +487,8 @@ def test_stats_of_an_empty_store(ops: taskops.TaskOps) -> None:
         ({"by": "owner"}, "by"),
         ({"by": "Task"}, "by"),
         ({"by": 1}, "by"),
+        ({"task": 5}, "task"),
+        ({"task": ["global.Cleanup"]}, "task"),
     ],
 )
 def test_stats_refuses_bad_arguments_naming_the_field(

@@ -71,8 +71,9 @@ STATS_FIGURES = (
     "mean_duration",
     "p95_duration",
 )
-"""The columns of ``ops.stats()`` after its group column (the first six are those of
-``analytics.daily_run_stats``, so a task's rows can be drawn by ``daily_run_figure``)."""
+"""The columns of ``ops.stats()`` after its group column (the ``taskops.analytics``
+figures ``daily_runs_figure``, ``success_rate_figure`` and ``failures_heatmap`` draw
+them)."""
 
 STATS_GROUPS = {"task": "task_id", "app": "app", None: None}
 """``by`` of ``ops.stats()`` -> the column it groups by (None: one row per day)."""
@@ -87,6 +88,7 @@ STATE_DTYPE = pd.CategoricalDtype([state.value for state in JobState])
 """The ``state`` column's dtype: every job state, in the order of ``JobState``."""
 
 _FAILURES = (JobState.FAILED.value, JobState.TERMINATED.value)
+_ENDED = tuple(state for state in JobState if state.finished)
 _NAT = np.iinfo(np.int64).min
 """The int64 that numpy's datetime64 and timedelta64 read as NaT."""
 _MAX_DAYS = 3660
@@ -139,9 +141,12 @@ def history_frame(
     )
 
 
-def stats_frame(ops: TaskOps, *, days: int = 7, by: str | None = "task") -> pd.DataFrame:
+def stats_frame(
+    ops: TaskOps, *, days: int = 7, by: str | None = "task", task: str | None = None
+) -> pd.DataFrame:
     """``ops.stats()``: see there."""
     whole_number(days, "days", low=1, high=_MAX_DAYS)
+    task = _text_filter(task, "task")
     if not (by is None or (isinstance(by, str) and by in STATS_GROUPS)):
         raise InvalidInput(
             f"by must be 'task', 'app' or None, not {by!r}",
@@ -155,7 +160,10 @@ def stats_frame(ops: TaskOps, *, days: int = 7, by: str | None = "task") -> pd.D
     bounds = [
         datetime.combine(day, time(), tzinfo=zone) for day in [*calendar, today + timedelta(1)]
     ]
-    runs = ops.store.run_durations(start=bounds[0], end=bounds[-1])
+    if task is None:
+        runs = ops.store.run_durations(start=bounds[0], end=bounds[-1])
+    else:
+        runs = _task_runs(ops, task, start=bounds[0], end=bounds[-1])
 
     started = np.asarray(runs["started_at"], dtype=np.float64)
     day_of_run = np.searchsorted([b.timestamp() for b in bounds], started, side="right") - 1
@@ -197,6 +205,24 @@ def stats_frame(ops: TaskOps, *, days: int = 7, by: str | None = "task") -> pd.D
         {group: _objects([key for key in keys for _ in calendar]), **figures},
         columns=[group, *STATS_FIGURES],
     )
+
+
+def _task_runs(ops: TaskOps, task: str, *, start: datetime, end: datetime) -> dict[str, Any]:
+    """The columns of ``store.run_durations`` for the ended runs of one task started in
+    ``[start, end)``. The database picks them by task (through ``ix_jobs_task_started``),
+    window and ended state; the jobs that ended without ever starting (stopped while
+    queued) are dropped here."""
+    columns = ops.store.job_history_columns(task_id=task, since=start, until=end, states=_ENDED)
+    started = np.asarray(columns["started_at"], dtype=np.float64)
+    ended = np.asarray(columns["ended_at"], dtype=np.float64)
+    ran = ~(np.isnan(started) | np.isnan(ended))
+    return {
+        "task_id": np.asarray(columns["task_id"], dtype=object)[ran],
+        "app": np.asarray(columns["app"], dtype=object)[ran],
+        "state": np.asarray(columns["state"], dtype=object)[ran],
+        "started_at": started[ran],
+        "duration": (ended - started)[ran],
+    }
 
 
 def audit_frame(ops: TaskOps, *, since: datetime | str | None = None) -> pd.DataFrame:

@@ -186,18 +186,24 @@ class TaskOps:
 
         return history_frame(self, task=task, app=app, since=since, until=until, state=state)
 
-    def stats(self, days: int = 7, by: str | None = "task") -> pd.DataFrame:
+    def stats(
+        self, days: int = 7, by: str | None = "task", task: str | None = None
+    ) -> pd.DataFrame:
         """Runs per group and calendar day of the site's timezone, for the ``days`` days
         ending with today (``ops.clock``), oldest day first.
 
         A run counts once it has ended, on the day it started; ``Failed`` and
         ``Terminated`` runs are failures, a ``Stopped`` run is a run but neither success
-        nor failure (as ``analytics.daily_run_stats`` counts).
+        nor failure.
 
         ``by="task"``: a ``task_id`` column first, one row per task that has a run in the
         window and day (days without runs included), tasks sorted by id, ad-hoc jobs
         under ``task_id`` None, last. ``by="app"``: the same per ``app``. ``by=None``: one
         row per day over every run (the days are there even without runs).
+
+        ``task`` (a task id) counts the runs of that task only, chosen in the database;
+        with ``by=None`` the frame has every day of the window even when the task had no
+        run (the task detail's chart).
 
         Then the columns ``day`` (``datetime.date``), ``runs``, ``successes``,
         ``failures`` (int64), ``success_rate`` (``successes / runs``, float64 in 0..1),
@@ -205,11 +211,11 @@ class TaskOps:
         95th percentile is linear between the nearest ranks, like ``numpy.quantile``);
         the last three are NaN on a day without runs.
 
-        Raises InvalidInput for ``days`` not a whole number from 1 to 3660 or any other
-        ``by``."""
+        Raises InvalidInput for ``days`` not a whole number from 1 to 3660, any other
+        ``by``, or a ``task`` that is not text."""
         from taskops.service.history import stats_frame  # pandas loads on first use
 
-        return stats_frame(self, days=days, by=by)
+        return stats_frame(self, days=days, by=by, task=task)
 
     def audit(self, since: datetime | str | None = None) -> pd.DataFrame:
         """The audit log, oldest first; with ``since`` (an aware datetime or ISO text),

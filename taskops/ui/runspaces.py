@@ -549,18 +549,16 @@ class RunspaceDetail(widgets.VBox):  # type: ignore[misc]
         is imported only then)."""
         if self.runspace_id is None:
             return
-        history = self.ops.runspaces.memory_history(self.runspace_id)
-        key = (self.runspace_id, len(history), history[-1]["time"] if history else None)
+        samples = self.ops.runspace_samples(self.runspace_id)
+        key = (self.runspace_id, len(samples), samples["time"].iloc[-1] if len(samples) else None)
         if key == self._samples_key:
             return
         self._samples_key = key
         import plotly.graph_objects as go
 
-        from taskops.analytics import runspace_memory_figure, runspace_samples_frame
+        from taskops.analytics import runspace_memory_figure
 
-        figure = runspace_memory_figure(
-            runspace_samples_frame(history), title="Memory over time", timezone=self._timezone
-        )
+        figure = runspace_memory_figure(samples, title="Memory over time")
         if self.figure is None:
             self.figure = go.FigureWidget(figure)
             self.chart.children = [self.figure]

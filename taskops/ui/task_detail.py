@@ -31,7 +31,7 @@ from taskops.ui.key_values import task_variable_editors
 __all__ = ["HistoryTable", "TaskDetail"]
 
 HISTORY_RUNS = 20
-CHART_RUNS = 1000
+CHART_DAYS = 7
 _STYLE = {"description_width": "110px"}
 TABS = ("Overview", "Schedule", "Script & Parameters", "Termination Rules", "Execution History")
 
@@ -168,7 +168,6 @@ class TaskDetail(widgets.VBox):  # type: ignore[misc]
         # history
         self.history = HistoryTable()
         self.chart = widgets.VBox()
-        self.chart_note = widgets.HTML()
         self._figure: Any = None
         self._loading = False
         self._history_key: tuple[Any, ...] | None = None
@@ -249,7 +248,7 @@ class TaskDetail(widgets.VBox):  # type: ignore[misc]
                     self.save_termination_button,
                 ]
             ),
-            widgets.VBox([self.chart_note, self.chart, self.history]),
+            widgets.VBox([self.chart, self.history]),
         ]
         self.tabs = widgets.Tab(children=tab_children, titles=TABS)
         self.tabs.add_class("taskops-detail-tabs")
@@ -387,21 +386,17 @@ class TaskDetail(widgets.VBox):  # type: ignore[misc]
             self._draw_chart()
 
     def _draw_chart(self) -> None:
-        """The 7-day chart of the task's runs (plotly is imported only when it is shown)."""
+        """The 7-day chart of every run of the task, counted by the database (plotly is
+        imported only when it is shown)."""
         if self.task_id is None:
             return
         self._chart_stale = False
         import plotly.graph_objects as go
 
-        from taskops.analytics import daily_run_figure, daily_run_stats
+        from taskops.analytics import daily_runs_figure
 
-        runs = self.ops.tasks.history(self.task_id, limit=CHART_RUNS)
-        stats = daily_run_stats(runs, days=7, now=self.ops.clock.now(), timezone=self._timezone)
-        figure = daily_run_figure(stats, title="Last 7 days")
-        partial = len(runs) == CHART_RUNS
-        self.chart_note.value = (
-            f"<i>The chart counts the last {CHART_RUNS:,} runs only.</i>" if partial else ""
-        )
+        stats = self.ops.stats(days=CHART_DAYS, by=None, task=self.task_id)
+        figure = daily_runs_figure(stats, title=f"Last {CHART_DAYS} days")
         if self._figure is None:
             self._figure = go.FigureWidget(figure)
             self.chart.children = [self._figure]

@@ -18,7 +18,7 @@ import taskops
 from taskops.inspect.processes import create_time_of
 from taskops.model import MASK, Availability, JobState, RunspaceKind, RunspaceState
 from taskops.store.store import RunspaceSample
-from taskops.testing import FakeClock, wait_for
+from taskops.testing import FakeClock, make_site, wait_for
 from taskops.ui.runspaces import ForceCloseDialog, RunspaceDetail, RunspaceList, age_text
 
 Start = Callable[..., subprocess.Popen[bytes]]
@@ -389,6 +389,21 @@ def test_detail_of_a_process_that_cannot_be_read_says_why(
     assert "remote (on host other-host.example)" in detail.inspection.value
     assert "Remote" in detail.information.value
     assert screen.alerts.messages == []
+
+
+def test_detail_chart_shows_the_samples_in_the_sites_timezone(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    site = make_site(tmp_path / "berlin", {}, timezone="Europe/Berlin")
+    with taskops.open_site(site, user="alice", clock=clock) as berlin:
+        row = open_row(berlin)
+        sample(berlin, row, 20.0, 4)
+        detail = RunspaceDetail(berlin, row)
+        [memory, threads] = detail.figure.data
+        # 14:05:30 UTC in January is 15:05:30 in Berlin: the time the site reads
+        assert list(memory.x) == ["2026-01-16 15:05:30"]
+        assert (list(memory.y), list(threads.y)) == ([20.0], [4])
+        assert detail.figure.layout.annotations == ()
 
 
 def test_ages_read_in_days_and_hours_from_a_day_on() -> None:

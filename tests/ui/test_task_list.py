@@ -4,6 +4,7 @@ click, and check the service's state (the same site a browser would change)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 
 import taskops
 from taskops.model import JobState, TaskStatus
-from taskops.testing import make_site, wait_for
+from taskops.testing import FakeClock, make_site, wait_for
 from taskops.ui import Dashboard, TaskList
 from taskops.ui.feedback import Alerts
+from taskops.ui.task_detail import TABS
 
 
 def ids(screen: TaskList) -> list[str]:
@@ -393,6 +395,56 @@ def test_detail_export_copy_and_delete(demo_ops: taskops.TaskOps) -> None:
     assert screen.list_view in screen.children
 
 
+def test_detail_chart_counts_every_run_of_the_last_7_days(
+    ops: taskops.TaskOps, clock: FakeClock
+) -> None:
+    """The Execution History tab draws ``ops.stats`` of the task: all its runs of the 7
+    days (more than the 1,000 the chart once read), drawn when the tab is first shown and
+    again when a run ends."""
+    today = clock.now().replace(hour=0, minute=0, second=0)
+    yesterday = today - timedelta(days=1)
+
+    def ran(start: datetime, state: JobState, task_id: str = "global.Cleanup") -> dict[str, Any]:
+        return {
+            "name": f"Task_{task_id}",
+            "owner": "TaskEngine",
+            "state": state,
+            "queued_at": start,
+            "task_id": task_id,
+            "app": task_id.split(".")[0],
+            "started_at": start,
+            "ended_at": start + timedelta(seconds=4),
+        }
+
+    ops.store.insert_jobs(
+        [ran(today + timedelta(seconds=20 * n), JobState.COMPLETED) for n in range(1100)]
+        + [ran(today + timedelta(hours=7), JobState.FAILED)]
+        + [ran(yesterday + timedelta(hours=n), JobState.STOPPED) for n in range(2)]
+        + [ran(today, JobState.FAILED, "vault.VaultBackup")]  # another task's
+        + [ran(today - timedelta(days=7), JobState.FAILED)]  # before the 7 days
+    )
+    screen = TaskList(ops)
+    detail = open_detail(screen, "global.Cleanup")
+    assert detail._figure is None  # drawn when its tab is shown
+    detail.tabs.selected_index = TABS.index("Execution History")
+    figure = detail._figure
+    assert figure is not None and figure in detail.chart.children
+    succeeded, failed, stopped, rate = figure.data
+    assert list(succeeded.x) == [f"2026-01-{day}" for day in range(10, 17)]
+    assert list(succeeded.y) == [0] * 6 + [1100]
+    assert list(failed.y) == [0] * 6 + [1]
+    assert list(stopped.y) == [0] * 5 + [2, 0]
+    assert rate.y[-1] == pytest.approx(1100 / 1101 * 100)
+    assert figure.layout.title.text == "Last 7 days"
+    history_tab = detail.tabs.children[TABS.index("Execution History")]
+    assert list(history_tab.children) == [detail.chart, detail.history]  # no "at most" note
+
+    ops.store.insert_jobs([ran(today + timedelta(hours=8), JobState.FAILED)])
+    detail.refresh()
+    assert detail._figure is figure  # the same widget, new data
+    assert list(figure.data[1].y) == [0] * 6 + [2]
+
+
 @pytest.mark.slow
 def test_run_now_shows_running_then_the_history_and_chart(demo_ops: taskops.TaskOps) -> None:
     """With an engine in this process: Run Now, see Running in the list and the detail,
@@ -422,7 +474,9 @@ def test_run_now_shows_running_then_the_history_and_chart(demo_ops: taskops.Task
     assert detail.history.items[0]["state"] == JobState.STOPPED.value
     detail.tabs.selected_index = 4
     figure = detail._figure
-    assert figure is not None and len(figure.data) >= 2
+    assert figure is not None
+    assert [trace.name for trace in figure.data][:3] == ["Succeeded", "Failed", "Stopped"]
+    assert sum(figure.data[2].y) >= 1  # the stopped run
 
 
 # -- the shell -----------------------------------------------------------------------------
