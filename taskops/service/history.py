@@ -88,7 +88,6 @@ STATE_DTYPE = pd.CategoricalDtype([state.value for state in JobState])
 """The ``state`` column's dtype: every job state, in the order of ``JobState``."""
 
 _FAILURES = (JobState.FAILED.value, JobState.TERMINATED.value)
-_ENDED = tuple(state for state in JobState if state.finished)
 _NAT = np.iinfo(np.int64).min
 """The int64 that numpy's datetime64 and timedelta64 read as NaT."""
 _MAX_DAYS = 3660
@@ -160,10 +159,7 @@ def stats_frame(
     bounds = [
         datetime.combine(day, time(), tzinfo=zone) for day in [*calendar, today + timedelta(1)]
     ]
-    if task is None:
-        runs = ops.store.run_durations(start=bounds[0], end=bounds[-1])
-    else:
-        runs = _task_runs(ops, task, start=bounds[0], end=bounds[-1])
+    runs = ops.store.run_durations(start=bounds[0], end=bounds[-1], task_id=task)
 
     started = np.asarray(runs["started_at"], dtype=np.float64)
     day_of_run = np.searchsorted([b.timestamp() for b in bounds], started, side="right") - 1
@@ -205,24 +201,6 @@ def stats_frame(
         {group: _objects([key for key in keys for _ in calendar]), **figures},
         columns=[group, *STATS_FIGURES],
     )
-
-
-def _task_runs(ops: TaskOps, task: str, *, start: datetime, end: datetime) -> dict[str, Any]:
-    """The columns of ``store.run_durations`` for the ended runs of one task started in
-    ``[start, end)``. The database picks them by task (through ``ix_jobs_task_started``),
-    window and ended state; the jobs that ended without ever starting (stopped while
-    queued) are dropped here."""
-    columns = ops.store.job_history_columns(task_id=task, since=start, until=end, states=_ENDED)
-    started = np.asarray(columns["started_at"], dtype=np.float64)
-    ended = np.asarray(columns["ended_at"], dtype=np.float64)
-    ran = ~(np.isnan(started) | np.isnan(ended))
-    return {
-        "task_id": np.asarray(columns["task_id"], dtype=object)[ran],
-        "app": np.asarray(columns["app"], dtype=object)[ran],
-        "state": np.asarray(columns["state"], dtype=object)[ran],
-        "started_at": started[ran],
-        "duration": (ended - started)[ran],
-    }
 
 
 def audit_frame(ops: TaskOps, *, since: datetime | str | None = None) -> pd.DataFrame:

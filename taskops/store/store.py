@@ -936,11 +936,14 @@ class Store:
         with self._read() as conn:
             return _fetch_columns(conn, query, HISTORY_COLUMNS)
 
-    def run_durations(self, *, start: datetime, end: datetime) -> dict[str, tuple[Any, ...]]:
-        """The runs that started at or after ``start`` and before ``end`` and have ended,
-        as columns ``task_id``, ``app``, ``state``, ``started_at`` (UTC epoch seconds) and
-        ``duration`` (seconds from start to end), in no particular order. The window is
-        served by ``ix_jobs_started``; only these five values are read of each run."""
+    def run_durations(
+        self, *, start: datetime, end: datetime, task_id: str | None = None
+    ) -> dict[str, tuple[Any, ...]]:
+        """The runs (of ``task_id`` when given) that started at or after ``start`` and
+        before ``end`` and have ended, as columns ``task_id``, ``app``, ``state``,
+        ``started_at`` (UTC epoch seconds) and ``duration`` (seconds from start to end), in
+        no particular order. The window is served by ``ix_jobs_started`` (with a task,
+        ``ix_jobs_task_started``); only these five values are read of each run."""
         started = _epoch_seconds(t.jobs.c.started_at)
         query = sa.select(
             t.jobs.c.task_id,
@@ -953,6 +956,8 @@ class Store:
             t.jobs.c.started_at < end,
             t.jobs.c.ended_at.is_not(None),
         )
+        if task_id is not None:
+            query = query.where(t.jobs.c.task_id == task_id)
         with self._read() as conn:
             return _fetch_columns(
                 conn, query, ("task_id", "app", "state", "started_at", "duration")
