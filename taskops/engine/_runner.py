@@ -672,7 +672,10 @@ def _main_or_serve() -> int:
     try:
         return serve()
     except _ForkedJob as forked:
-        return _forked_job(forked.job, forked.server_fds)
+        child = forked
+    # the job runs outside the except block, so that its own errors are not chained to
+    # the unwinding of the server's stack ("During handling of the above exception...")
+    return _forked_job(child.job, child.server_fds)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,9 @@ def test_forked_jobs_report_failures_and_signals(
     failed = wait_finished(eops, eops.jobs.start("tasks/fail.py").id)
     assert failed.state is JobState.FAILED and failed.exit_code == 1
     assert failed.error == "ValueError: bad vault file"
+    traceback = eops.jobs.output(failed.id, "stderr")["text"]
+    assert "ValueError: bad vault file" in traceback
+    assert "_ForkedJob" not in traceback and "During handling" not in traceback  # its own only
     eops.tasks.update("global.Report", {"parameters": {"NAP": 60}})
     job = eops.tasks.run("global.Report")
     os.kill(running_pid(eops, job.id), signal.SIGKILL)  # killed from outside the engine
