@@ -11,14 +11,12 @@ in the browser, so a hidden screen or a closed page does not refresh at all.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import ipywidgets as widgets
 import traitlets
-from ipyvuetify.VuetifyTemplate import VuetifyTemplate
 
 from taskops.model import GLOBAL_APP, Job, JobOwner, JobState
 from taskops.service import TaskOps
@@ -27,8 +25,8 @@ from taskops.ui.download import DownloadButton
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import STATE_COLOURS, duration, when
 from taskops.ui.log_view import LogView
+from taskops.ui.screen import ListScreen, PagedTable
 from taskops.ui.stats import StatCards
-from taskops.ui.ticker import Ticker
 
 __all__ = ["JobDetail", "JobList", "JobTable"]
 
@@ -41,7 +39,6 @@ MAX_SHOWN = 200_000
 """Characters of a stream kept in the browser; Download Log has all of it."""
 ALL = "All"
 STATES = (ALL, *(state.value for state in JobState))
-PAGE_SIZES = (10, 25, 50, 100)
 HEADERS = [
     {"title": title, "key": key, "sortable": False}  # newest first, paged in the database
     for title, key in (
@@ -81,17 +78,11 @@ def _progress(job: Job) -> int | None:
     return None if job.progress is None else round(max(0.0, min(1.0, job.progress)) * 100)
 
 
-class JobTable(VuetifyTemplate):
-    """One page of job rows with their actions. It reports what the user does through
-    ``on_options`` (page or size changed), ``on_open`` (a name was clicked) and
-    ``on_action`` (a row button: ``view``, ``stop`` or ``remove``)."""
+class JobTable(PagedTable):
+    """One page of job rows (paged in the database, newest first) with the row actions
+    ``view``, ``stop`` and ``remove``."""
 
     headers = traitlets.List(HEADERS).tag(sync=True)
-    items = traitlets.List(traitlets.Any()).tag(sync=True)
-    total = traitlets.Int(0).tag(sync=True)
-    page = traitlets.Int(1).tag(sync=True)
-    per_page = traitlets.Int(25).tag(sync=True)
-    page_sizes = traitlets.List(list(PAGE_SIZES)).tag(sync=True)
     template = traitlets.Unicode(
         """
 <template>
@@ -135,22 +126,8 @@ class JobTable(VuetifyTemplate):
 """
     ).tag(sync=True)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.on_options: Callable[[], Any] = lambda: None
-        self.on_open: Callable[[int], Any] = lambda _id: None
-        self.on_action: Callable[[str, int], Any] = lambda _action, _id: None
-
-    def vue_options(self, data: dict[str, Any]) -> None:
-        self.page = int(data.get("page", self.page))
-        self.per_page = int(data.get("itemsPerPage", self.per_page))
-        self.on_options()
-
-    def vue_open(self, job_id: int) -> None:
-        self.on_open(int(job_id))
-
-    def vue_act(self, data: dict[str, Any]) -> None:
-        self.on_action(str(data["action"]), int(data["id"]))
+    def item_id(self, value: Any) -> int:
+        return int(value)
 
 
 def ask_stop(ops: TaskOps, confirm: ConfirmDialog, job_id: int, action: Callable[[], Any]) -> None:
@@ -182,16 +159,16 @@ def stop_job(ops: TaskOps, alerts: Alerts, job_id: int) -> Job:
     return job
 
 
-class JobList(widgets.VBox):  # type: ignore[misc]
+class JobList(ListScreen):
     """The Jobs screen: the list, and the detail of a job when its name (or View Output)
     is clicked; Back returns to the list as it was."""
 
+    _live = False
+    """A job on the screen is queued or running (it then refreshes every LIVE_SECONDS)."""
+
     def __init__(self, ops: TaskOps, *, alerts: Alerts | None = None) -> None:
-        super().__init__()
-        self.ops = ops
-        self.alerts = alerts or Alerts()
+        super().__init__(ops, alerts=alerts)
         self.add_class("taskops-jobs")
-        self._last_tick = 0.0
         self._timezone = ops.timezone
 
         self.stats = StatCards(
@@ -221,10 +198,8 @@ class JobList(widgets.VBox):  # type: ignore[misc]
         ):
             widget.add_class(f"taskops-{css}")
         self.table = JobTable()
-        self._dialogs = widgets.Box()
         self._confirm: ConfirmDialog | None = None
         self._detail: JobDetail | None = None
-        self.ticker = Ticker(live_interval(ops, live=False))
 
         self.state_filter.observe(lambda _change: self.set_filter(), "value")
         self.owner_filter.observe(lambda _change: self.set_filter(), "value")
@@ -233,7 +208,6 @@ class JobList(widgets.VBox):  # type: ignore[misc]
         self.table.on_options = self.refresh
         self.table.on_open = self.open_job
         self.table.on_action = self.act
-        self.ticker.on_tick(self.tick)
 
         self.list_view = widgets.VBox(
             [
@@ -246,8 +220,7 @@ class JobList(widgets.VBox):  # type: ignore[misc]
             ]
         )
         self.list_view.add_class("taskops-job-list")
-        self.children = [self.list_view, self._dialogs, self.ticker]
-        self.refresh()
+        self.show_list()
 
     # -- parts built on first use -------------------------------------------------------
 
@@ -255,7 +228,7 @@ class JobList(widgets.VBox):  # type: ignore[misc]
     def confirm(self) -> ConfirmDialog:
         if self._confirm is None:
             self._confirm = ConfirmDialog()
-            self._dialogs.children = (*self._dialogs.children, self._confirm)
+            self.add_dialog(self._confirm)
         return self._confirm
 
     @property
@@ -269,11 +242,6 @@ class JobList(widgets.VBox):  # type: ignore[misc]
                 on_open=self.open_job,
             )
         return self._detail
-
-    @property
-    def showing_detail(self) -> bool:
-        detail = self._detail
-        return detail is not None and detail.job_id is not None and detail in self.children
 
     # -- loading -------------------------------------------------------------------------
 
@@ -301,8 +269,17 @@ class JobList(widgets.VBox):  # type: ignore[misc]
         now = self.ops.clock.now()
         table.items = [self._row(job, now) for job in jobs]
         table.total = total
-        live = bool(summary["running"] or summary["queued"])
-        self.ticker.interval = live_interval(self.ops, live)
+        self._live = bool(summary["running"] or summary["queued"])
+        self.follow_interval()
+
+    def refresh_interval(self) -> float:
+        """``autoRefreshInterval``, or ``LIVE_SECONDS`` at most while a job on the screen
+        (in the list, or the detail shown) is queued or running."""
+        live = self.detail.live if self.showing_detail else self._live
+        return live_interval(self.ops, live)
+
+    def refresh_detail(self) -> None:
+        self.detail.refresh()
 
     def _row(self, job: Job, now: datetime) -> dict[str, Any]:
         return {
@@ -318,18 +295,6 @@ class JobList(widgets.VBox):  # type: ignore[misc]
             "progressMessage": job.progress_message or "",
             "live": not job.state.finished,
         }
-
-    def tick(self) -> None:
-        """A tick of the ticker: refresh what is shown, the list or the detail (ticks
-        that queued up during a slow refresh are dropped)."""
-        if time.monotonic() - self._last_tick < self.ticker.interval / 2:
-            return
-        if self.showing_detail:
-            self.detail.refresh()
-            self.ticker.interval = live_interval(self.ops, self.detail.live)
-        else:
-            self.refresh()
-        self._last_tick = time.monotonic()
 
     def set_filter(self) -> None:
         """A filter changed: show the first page of what matches."""
@@ -366,15 +331,7 @@ class JobList(widgets.VBox):  # type: ignore[misc]
     def open_job(self, job_id: int) -> None:
         """Show the job's detail in place of the list."""
         if self.detail.load(job_id):
-            self.children = [self.detail, self._dialogs, self.ticker]
-            self.ticker.interval = live_interval(self.ops, self.detail.live)
-
-    def show_list(self) -> None:
-        """Back from the detail to the list, as it was."""
-        if self._detail is not None:
-            self._detail.job_id = None
-        self.children = [self.list_view, self._dialogs, self.ticker]
-        self.refresh()
+            self.show_detail(self.detail)
 
 
 class JobDetail(widgets.VBox):  # type: ignore[misc]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import json
 import shlex
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,8 +29,8 @@ from taskops.ui.dialogs import Dialog
 from taskops.ui.download import DownloadButton
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import duration, error_html, relative, when
+from taskops.ui.screen import ListScreen
 from taskops.ui.stats import StatCards
-from taskops.ui.ticker import Ticker
 
 __all__ = [
     "ForceCloseDialog",
@@ -671,19 +670,16 @@ def _inspection_html(data: Mapping[str, Any], timezone: str) -> str:
     return _fields(rows)
 
 
-class RunspaceList(widgets.VBox):  # type: ignore[misc]
+class RunspaceList(ListScreen):
     """The Runspaces screen: the list, and the detail of a runspace when its id or Inspect
     is clicked (Back returns to the list as it was). ``refresh()`` reloads from the
     service; the screen's ticker calls it (or the detail's) every
     ``autoRefreshInterval`` seconds while it is shown."""
 
     def __init__(self, ops: TaskOps, *, alerts: Alerts | None = None) -> None:
-        super().__init__()
-        self.ops = ops
-        self.alerts = alerts or Alerts()
+        super().__init__(ops, alerts=alerts)
         self.filters = RunspaceFilters()
         self.add_class("taskops-runspaces")
-        self._last_tick = 0.0
         self._loading = False
 
         self.stats = StatCards(
@@ -711,11 +707,8 @@ class RunspaceList(widgets.VBox):  # type: ignore[misc]
             widget.add_class(f"taskops-runspace-{css}")
         self.table = RunspaceTable()
         # the dialog and the detail are built when first needed
-        self._dialogs = widgets.Box()
         self._force_closer: ForceCloseDialog | None = None
         self._detail: RunspaceDetail | None = None
-        self._refresh_setting = float(ops.settings.get()["autoRefreshInterval"])
-        self.ticker = Ticker(self._refresh_setting)
 
         self.state_filter.observe(lambda change: self.set_filter(state=change["new"]), "value")
         self.owner_filter.observe(lambda change: self.set_filter(owner=change["new"]), "value")
@@ -723,7 +716,6 @@ class RunspaceList(widgets.VBox):  # type: ignore[misc]
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.table.on_inspect = self.open_runspace
         self.table.on_force_close = self.ask_force_close
-        self.ticker.on_tick(self.tick)
 
         self.list_view = widgets.VBox(
             [
@@ -736,8 +728,7 @@ class RunspaceList(widgets.VBox):  # type: ignore[misc]
             ]
         )
         self.list_view.add_class("taskops-runspace-list")
-        self.children = [self.list_view, self._dialogs, self.ticker]
-        self.refresh()
+        self.show_list()
 
     # -- parts built on first use -------------------------------------------------------
 
@@ -747,7 +738,7 @@ class RunspaceList(widgets.VBox):  # type: ignore[misc]
             self._force_closer = ForceCloseDialog(
                 self.ops, alerts=self.alerts, on_closed=self._force_closed
             )
-            self._dialogs.children = (*self._dialogs.children, self._force_closer)
+            self.add_dialog(self._force_closer)
         return self._force_closer
 
     @property
@@ -768,7 +759,7 @@ class RunspaceList(widgets.VBox):  # type: ignore[misc]
         """Reload the quick stats, the owners and the rows (highlighted by the settings
         as they are now) from the service and show them."""
         settings = self.ops.settings.get()
-        self._follow_refresh_setting(float(settings["autoRefreshInterval"]))
+        self.follow_interval()
         runspaces = self.ops.runspaces
         self.stats.show(runspaces.summary())
         self._show_owners(space.owner for space in runspaces.list(include_closed=True))
@@ -780,11 +771,6 @@ class RunspaceList(widgets.VBox):  # type: ignore[misc]
         self.table.items = [
             _row(space, limits) for space in runspaces.list(**self.filters.arguments())
         ]
-
-    def _follow_refresh_setting(self, seconds: float) -> None:
-        """A changed ``autoRefreshInterval`` applies from this refresh on."""
-        if seconds != self._refresh_setting:
-            self._refresh_setting = self.ticker.interval = seconds
 
     def _show_owners(self, owners: Iterable[str]) -> None:
         """Offer every owner seen (and the one chosen, even when it is gone)."""
@@ -799,21 +785,9 @@ class RunspaceList(widgets.VBox):  # type: ignore[misc]
             finally:
                 self._loading = False
 
-    def tick(self) -> None:
-        """A tick of the ticker: refresh what is shown (the list, or the detail without
-        reading its process again), unless the last tick was moments ago."""
-        if time.monotonic() - self._last_tick < self.ticker.interval / 2:
-            return
-        if self.showing_detail:
-            self.detail.refresh(diagnostics=False)
-        else:
-            self.refresh()
-        self._last_tick = time.monotonic()
-
-    @property
-    def showing_detail(self) -> bool:
-        detail = self._detail
-        return detail is not None and detail.runspace_id is not None and detail in self.children
+    def refresh_detail(self) -> None:
+        """The detail's numbers and samples; its process is read again only when asked."""
+        self.detail.refresh(diagnostics=False)
 
     # -- filters -------------------------------------------------------------------------
 
@@ -848,10 +822,4 @@ class RunspaceList(widgets.VBox):  # type: ignore[misc]
     def open_runspace(self, runspace_id: int) -> None:
         """Show the runspace's detail in place of the list."""
         if self.detail.load(runspace_id):
-            self.children = [self.detail, self._dialogs, self.ticker]
-
-    def show_list(self) -> None:
-        """Back from the detail to the list, as it was."""
-        self.detail.runspace_id = None
-        self.children = [self.list_view, self._dialogs, self.ticker]
-        self.refresh()
+            self.show_detail(self.detail)

@@ -8,7 +8,6 @@ tasks cost no more widgets than 10.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +15,6 @@ from typing import Any
 
 import ipywidgets as widgets
 import traitlets
-from ipyvuetify.VuetifyTemplate import VuetifyTemplate
 
 from taskops.model import Task, TaskStatus
 from taskops.service import TaskOps
@@ -24,16 +22,15 @@ from taskops.ui.dialogs import ConfirmDialog
 from taskops.ui.duplicate import DuplicateDialog
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import STATE_COLOURS, STATE_ICONS, relative, when
+from taskops.ui.screen import ListScreen, PagedTable
 from taskops.ui.stats import StatCards
 from taskops.ui.task_detail import TaskDetail
 from taskops.ui.task_editor import TaskEditor
-from taskops.ui.ticker import Ticker
 
 __all__ = ["TaskList", "TaskListState", "TaskTable"]
 
 ALL = "All"
 STATUSES = (ALL, *(status.value for status in TaskStatus))
-PAGE_SIZES = (10, 25, 50, 100)
 HEADERS = [
     {"title": "Name", "key": "name"},
     {"title": "App", "key": "app"},
@@ -87,19 +84,12 @@ class TaskListState:
         return rows[start : start + self.per_page], len(rows)
 
 
-class TaskTable(VuetifyTemplate):
-    """The task rows (one page), with checkboxes and the row actions. It reports what the
-    user does through three callbacks: ``on_options`` (page, size or sort changed),
-    ``on_open`` (a name was clicked) and ``on_action`` (a row button)."""
+class TaskTable(PagedTable):
+    """The task rows (one page, paged and sorted in Python), with checkboxes and the row
+    actions (``enable``, ``disable``, ``edit``, ``run``, ``duplicate``, ``delete``)."""
 
     headers = traitlets.List(HEADERS).tag(sync=True)
-    items = traitlets.List(traitlets.Any()).tag(sync=True)
-    total = traitlets.Int(0).tag(sync=True)
     selected = traitlets.List(traitlets.Any()).tag(sync=True)
-    page = traitlets.Int(1).tag(sync=True)
-    per_page = traitlets.Int(25).tag(sync=True)
-    page_sizes = traitlets.List(list(PAGE_SIZES)).tag(sync=True)
-    sort_by = traitlets.List(traitlets.Dict()).tag(sync=True)
     loading = traitlets.Bool(False).tag(sync=True)
     template = traitlets.Unicode(
         """
@@ -163,38 +153,20 @@ class TaskTable(VuetifyTemplate):
 """
     ).tag(sync=True)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.on_options: Callable[[], Any] = lambda: None
-        self.on_open: Callable[[str], Any] = lambda _id: None
-        self.on_action: Callable[[str, str], Any] = lambda _action, _id: None
-
-    def vue_options(self, data: dict[str, Any]) -> None:
-        self.page = int(data.get("page", self.page))
-        self.per_page = int(data.get("itemsPerPage", self.per_page))
-        self.sort_by = list(data.get("sortBy", self.sort_by))
-        self.on_options()
-
-    def vue_open(self, task_id: str) -> None:
-        self.on_open(task_id)
-
-    def vue_act(self, data: dict[str, str]) -> None:
-        self.on_action(data["action"], data["id"])
+    def item_id(self, value: Any) -> str:
+        return str(value)
 
 
-class TaskList(widgets.VBox):  # type: ignore[misc]
+class TaskList(ListScreen):
     """The Tasks screen: the list, and the detail of a task when its name is clicked
     (Back returns to the list as it was). ``refresh()`` reloads from the service; the
     screen's ticker calls it every ``autoRefreshInterval`` seconds while it is shown."""
 
     def __init__(self, ops: TaskOps, *, alerts: Alerts | None = None) -> None:
-        super().__init__()
-        self.ops = ops
-        self.alerts = alerts or Alerts()
+        super().__init__(ops, alerts=alerts)
         self.state = TaskListState()
         self.add_class("taskops-tasks")
         self._tasks: list[Task] = []
-        self._last_tick = 0.0
         self._timezone = ops.timezone
 
         self.stats = StatCards(
@@ -247,13 +219,10 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
         self.table = TaskTable()
         # dialogs and the detail are built when first needed: a page that never opens
         # them never sends their hundreds of widget models to the browser
-        self._dialogs = widgets.Box()
         self._editor: TaskEditor | None = None
         self._duplicator: DuplicateDialog | None = None
         self._confirm: ConfirmDialog | None = None
         self._detail: TaskDetail | None = None
-        self._refresh_setting = float(ops.settings.get()["autoRefreshInterval"])
-        self.ticker = Ticker(self._refresh_setting)
 
         self.app_filter.observe(lambda change: self.set_filter(app=change["new"]), "value")
         self.status_filter.observe(lambda change: self.set_filter(status=change["new"]), "value")
@@ -268,7 +237,6 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
         self.bulk_disable_button.on_click(lambda _b: self.bulk("disable"))
         self.bulk_delete_button.on_click(lambda _b: self.ask_bulk_delete())
         self.restore_button.on_click(lambda _b: self.restore())
-        self.ticker.on_tick(self.tick)
 
         self.list_view = widgets.VBox(
             [
@@ -293,19 +261,15 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             ]
         )
         self.list_view.add_class("taskops-task-list")
-        self.children = [self.list_view, self._dialogs, self.ticker]
-        self.refresh()
+        self.show_list()
 
     # -- parts built on first use -------------------------------------------------------
-
-    def _add_dialog(self, dialog: widgets.Widget) -> None:
-        self._dialogs.children = (*self._dialogs.children, dialog)
 
     @property
     def editor(self) -> TaskEditor:
         if self._editor is None:
             self._editor = TaskEditor(self.ops, alerts=self.alerts, on_saved=self._saved)
-            self._add_dialog(self._editor)
+            self.add_dialog(self._editor)
         return self._editor
 
     @property
@@ -314,14 +278,14 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             self._duplicator = DuplicateDialog(
                 self.ops, alerts=self.alerts, on_done=self._duplicated
             )
-            self._add_dialog(self._duplicator)
+            self.add_dialog(self._duplicator)
         return self._duplicator
 
     @property
     def confirm(self) -> ConfirmDialog:
         if self._confirm is None:
             self._confirm = ConfirmDialog()
-            self._add_dialog(self._confirm)
+            self.add_dialog(self._confirm)
         return self._confirm
 
     @property
@@ -348,7 +312,7 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
             status=None if state.status == ALL else state.status,
             search=state.search or None,
         )
-        self._follow_refresh_setting()
+        self.follow_interval()
         self.stats.show(self.ops.tasks.summary())
         known = {task.id for task in self._tasks}
         if any(task_id not in known for task_id in state.selected):
@@ -360,28 +324,8 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
         self.restore_box.layout.display = "flex" if deleted else "none"
         self.show_page()
 
-    def _follow_refresh_setting(self) -> None:
-        """A changed ``autoRefreshInterval`` applies from the next refresh on."""
-        seconds = float(self.ops.settings.get()["autoRefreshInterval"])
-        if seconds != self._refresh_setting:
-            self._refresh_setting = self.ticker.interval = seconds
-
-    def tick(self) -> None:
-        """A tick of the ticker: refresh what is shown (the list, or the detail), unless
-        the last tick was moments ago (ticks that queued up during a slow refresh are
-        dropped)."""
-        if time.monotonic() - self._last_tick < self.ticker.interval / 2:
-            return
-        if self.showing_detail:
-            self.detail.refresh()
-        else:
-            self.refresh()
-        self._last_tick = time.monotonic()
-
-    @property
-    def showing_detail(self) -> bool:
-        detail = self._detail
-        return detail is not None and detail.task_id is not None and detail in self.children
+    def refresh_detail(self) -> None:
+        self.detail.refresh()
 
     def show_page(self) -> None:
         """Put the page the table asks for (its page, size and sort) in its rows."""
@@ -541,10 +485,4 @@ class TaskList(widgets.VBox):  # type: ignore[misc]
     def open_task(self, task_id: str) -> None:
         """Show the task's detail in place of the list."""
         if self.detail.load(task_id):
-            self.children = [self.detail, self._dialogs, self.ticker]
-
-    def show_list(self) -> None:
-        """Back from the detail to the list, as it was."""
-        self.detail.task_id = None
-        self.children = [self.list_view, self._dialogs, self.ticker]
-        self.refresh()
+            self.show_detail(self.detail)
