@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 
 import taskops
 from taskops.errors import Conflict, NotFound
-from taskops.model import JobState, RunspaceKind
+from taskops.model import JobState, RunspaceKind, RunspaceState
 from taskops.store import JobStart, Store, schema
+from taskops.store.store import JobEnd
 
 T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
 
@@ -120,6 +123,107 @@ def test_slots_due_together_go_in_claimed_and_recorded_in_batches(tmp_path: Path
     assert store.job_process(c_id)[:2] == (4242, 123.5)
     runspace = store.runspace_row(claimed[1][2])
     assert (runspace.pid, runspace.job_id, runspace.kind) == (4242, c_id, RunspaceKind.WORKER.value)
+
+
+def test_the_ends_of_a_turn_are_recorded_in_one_write_transaction(tmp_path: Path) -> None:
+    store = Store.for_sqlite(tmp_path / "x.db")
+    task = "vault.Backup"
+    ids = [
+        store.insert_job(
+            name=f"j{i}", owner="Manual", state=JobState.QUEUED, queued_at=T0, task_id=task
+        )
+        for i in range(6)
+    ]
+    starts = [
+        JobStart(job_id=i, name=f"j{i}", task_id=task, app="vault", owner="Manual") for i in ids
+    ]
+    runspaces = {start.job_id: runspace for start, _, runspace in store.start_jobs(starts, now=T0)}
+    assert store.record_outcome(task, failed=True, now=T0) == 1  # one failure before
+    ok, bad, asked, asked_failed, timed_out, ignored = ids
+    for job_id in (asked, asked_failed, ignored):
+        store.request_stop(job_id, reason="stopped by bob", now=T0)
+    assert store.finish_job(
+        ignored, state=JobState.STOPPED, ended_at=T0, exit_code=None, error=None, output_bytes=0
+    )  # ended already, by someone else
+
+    def end(
+        job_id: int,
+        state: JobState,
+        code: int | None,
+        *,
+        stop_reason: str | None = None,
+        stopped_if_requested: bool = False,
+    ) -> JobEnd:
+        return JobEnd(
+            job_id=job_id,
+            task_id=task,
+            runspace_id=runspaces[job_id],
+            state=state,
+            ended_at=T0,
+            exit_code=code,
+            error=None if state is JobState.COMPLETED else "boom",
+            output_bytes=7,
+            stop_reason=stop_reason,
+            stopped_if_requested=stopped_if_requested,
+        )
+
+    ends = [
+        end(bad, JobState.FAILED, 2),
+        end(asked_failed, JobState.FAILED, -15, stopped_if_requested=True),
+        end(ok, JobState.COMPLETED, 0),
+        end(timed_out, JobState.TERMINATED, -9, stop_reason="too long"),
+        # a stop request counts only when the engine asks for it
+        end(asked, JobState.FAILED, 1),
+        end(ignored, JobState.COMPLETED, 0, stopped_if_requested=True),
+    ]
+    writes: list[str] = []
+
+    def on_begin(conn: Connection) -> None:
+        writes.append("write" if conn.get_execution_options().get("taskops_write") else "read")
+
+    event.listen(store._engine, "begin", on_begin)
+    results = store.finish_jobs(ends)
+    event.remove(store._engine, "begin", on_begin)
+    assert writes == ["write"]
+
+    assert [(r.job_id, r.recorded, r.state, r.failures) for r in results] == [
+        (bad, True, JobState.FAILED, 2),
+        (asked_failed, True, JobState.STOPPED, None),  # stopped runs are not counted
+        (ok, True, JobState.COMPLETED, 0),
+        (timed_out, True, JobState.TERMINATED, 1),
+        (asked, True, JobState.FAILED, 2),
+        (ignored, False, JobState.STOPPED, None),
+    ]
+    assert (results[1].error, results[1].stop_reason) == (None, "stopped by bob")
+    jobs = {job_id: store.get_job(job_id) for job_id in ids}
+    assert [jobs[i].state for i in ids] == [
+        JobState.COMPLETED,
+        JobState.FAILED,
+        JobState.FAILED,
+        JobState.STOPPED,
+        JobState.TERMINATED,
+        JobState.STOPPED,
+    ]
+    assert (jobs[asked_failed].error, jobs[asked_failed].stop_reason) == (None, "stopped by bob")
+    assert jobs[asked_failed].exit_code == -15
+    assert (jobs[timed_out].error, jobs[timed_out].stop_reason) == ("boom", "too long")
+    assert (jobs[bad].exit_code, jobs[bad].error, jobs[bad].output_bytes) == (2, "boom", 7)
+    assert jobs[bad].ended_at == T0
+    assert jobs[ignored].output_bytes == 0  # untouched
+    closed = {job_id: store.runspace_row(runspaces[job_id]) for job_id in ids}
+    assert {job_id: row.state for job_id, row in closed.items()} == {
+        ok: RunspaceState.CLOSED.value,
+        bad: RunspaceState.BROKEN.value,
+        asked: RunspaceState.BROKEN.value,
+        asked_failed: RunspaceState.CLOSED.value,
+        timed_out: RunspaceState.BROKEN.value,
+        ignored: RunspaceState.CLOSED.value,  # its job had ended: the runspace closes still
+    }
+    assert closed[bad].exit_code == 2 and closed[bad].closed_at == T0
+    assert store.finish_jobs([]) == []
+    assert store.record_outcome(task, failed=True, now=T0) == 3  # two before this one
+    store.reset_failures(task, to=1)
+    assert store.record_outcome(task, failed=True, now=T0) == 2
 
 
 def test_times_come_back_aware_and_equal(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ from taskops.model import (
     RunspaceKind,
     RunspaceState,
 )
-from taskops.store import JobStart, Store
+from taskops.store import JobEnd, JobEndResult, JobStart, Store
 
 __all__ = ["Engine", "TaskDefinition", "TaskSource"]
 
@@ -194,6 +194,8 @@ class Engine:
         self._host = socket.gethostname()
         self._store_id = store.store_id()
         self._running: dict[int, _Running] = {}
+        self._ends: list[JobEnd] = []  # seen this turn, recorded together by _record_ends
+        self._ends_retry_at = 0.0
         self._definitions: dict[str, TaskDefinition] = {}
         self._revision: Hashable = object()
         self._active = False
@@ -211,6 +213,8 @@ class Engine:
         self._last_reload = 0.0
         self._last_retention = 0.0
         self._last_standby_try = 0.0
+        self._last_stop_poll = 0.0
+        self._woken = False
         self._stop_jobs_on_exit = True
         self._forks: ForkServer | None = ForkServer() if fork_server else None
 
@@ -230,6 +234,7 @@ class Engine:
 
     def wake(self) -> None:
         """Make the loop look at the store now (a job was queued or a stop asked for)."""
+        self._woken = True
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
 
@@ -304,6 +309,9 @@ class Engine:
         return timeout
 
     def _wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for job exits or a wake-up; the ends seen in one
+        wake-up are recorded together (one store transaction)."""
+        self._record_ends()  # those the turn saw (a job that could not start, say)
         for key, _ in self._selector.select(timeout):
             if key.data is None:
                 with contextlib.suppress(BlockingIOError):
@@ -318,6 +326,7 @@ class Engine:
             elif running.pidfd is None and not running.exited:
                 # no pidfd (adopted, or an old kernel): polled
                 self._poll_exit(running)
+        self._record_ends()
 
     # -- lease -------------------------------------------------------------------------------
 
@@ -568,7 +577,7 @@ class Engine:
             files.folder.mkdir(parents=True, exist_ok=True)
             with files.stderr.open("a", encoding="utf-8") as err:
                 err.write(message + "\n")
-        self._record_end(
+        self._end(
             job_id,
             task_id,
             runspace_id,
@@ -629,6 +638,16 @@ class Engine:
                 )
 
     def _handle_stop_requests(self) -> None:
+        """Start the ladder of the running jobs someone asked to stop. The store is asked
+        only while jobs run, and at most once a poll interval unless ``wake()`` was called
+        (a burst of job ends turns the loop far more often)."""
+        if not self._running:
+            return  # a queued job is stopped by the request itself
+        mono = time.monotonic()
+        if not self._woken and mono - self._last_stop_poll < self.poll_interval:
+            return
+        self._woken = False
+        self._last_stop_poll = mono
         for job_id, reason in self.store.stop_requests():
             running = self._running.get(job_id)
             if running is not None and running.stopping is None:
@@ -694,12 +713,6 @@ class Engine:
 
     def _finish(self, running: _Running) -> None:
         self._running.pop(running.job_id, None)
-        if running.stopping in (None, "orphans"):
-            # stopped from elsewhere (a force-close signals the group itself) before this
-            # engine saw the request
-            requested = self.store.stop_requested(running.job_id)
-            if requested is not None:
-                running.stopping, running.stop_reason = "stop", requested
         files = running.files
         code = running.exit_code
         result = read_result(files)
@@ -724,7 +737,7 @@ class Engine:
         else:
             state = JobState.FAILED
             error = error or error_from_output(files, code)
-        self._record_end(
+        self._end(
             running.job_id,
             running.task_id,
             running.runspace_id,
@@ -733,9 +746,12 @@ class Engine:
             exit_code=code,
             error=error,
             stop_reason=stop_reason,
+            # stopped from elsewhere (a force-close signals the group itself) before this
+            # engine saw the request: the store's stop request makes it Stopped
+            stopped_if_requested=running.stopping in (None, "orphans"),
         )
 
-    def _record_end(
+    def _end(
         self,
         job_id: int,
         task_id: str | None,
@@ -746,61 +762,90 @@ class Engine:
         exit_code: int | None,
         error: str | None,
         stop_reason: str | None = None,
+        stopped_if_requested: bool = False,
     ) -> None:
-        """Record a job's end and close its worker runspace (Closed after a completed or
-        stopped job, else Broken); the failure rules follow when this call recorded it."""
-        now = self.clock.now()
-        recorded = self.store.finish_job(
-            job_id,
-            state=state,
-            ended_at=now,
-            exit_code=exit_code,
-            error=error,
-            output_bytes=files.output_bytes(),
-            stop_reason=stop_reason,
+        """Note a job's end; ``_record_ends`` records it with the others of this turn."""
+        self._ends.append(
+            JobEnd(
+                job_id=job_id,
+                task_id=task_id,
+                runspace_id=runspace_id,
+                state=state,
+                ended_at=self.clock.now(),
+                exit_code=exit_code,
+                error=error,
+                output_bytes=files.output_bytes(),
+                stop_reason=stop_reason,
+                stopped_if_requested=stopped_if_requested,
+            )
         )
-        if runspace_id is not None:
-            closed = (
-                RunspaceState.CLOSED
-                if state in (JobState.COMPLETED, JobState.STOPPED)
-                else RunspaceState.BROKEN
-            )
-            self.store.close_runspace(runspace_id, state=closed, now=now, exit_code=exit_code)
-        if recorded:
-            self._after_end(job_id, task_id, state, error)
 
-    def _after_end(
-        self, job_id: int, task_id: str | None, state: JobState, error: str | None
-    ) -> None:
-        """Failure counting, auto-disable and notifications for a job that just ended."""
-        now = self.clock.now()
-        name = f"job {job_id}" + (f" of {task_id}" if task_id else "")
-        if state is JobState.TERMINATED:
-            self.notifier.notify(
-                "timeout", f"{name} was terminated: {error}", task_id=task_id, job_id=job_id
-            )
-        elif state is JobState.FAILED:
-            self.notifier.notify(
-                "failure", f"{name} failed: {error}", task_id=task_id, job_id=job_id
-            )
-        if task_id is None or state is JobState.STOPPED:
+    def _record_ends(self) -> None:
+        """Record the ends noted since the last call in one store transaction (each job's
+        row, its worker runspace closed, its task's failure counter), then apply the
+        failure rules to those this call recorded. When the store fails, the ends stay
+        noted and are tried again a second later."""
+        if not self._ends or time.monotonic() < self._ends_retry_at:
             return
-        failed = state in (JobState.FAILED, JobState.TERMINATED)
-        count = self.store.record_outcome(task_id, failed=failed, now=now)
-        definition = self._definitions.get(task_id)
-        if definition is None or not failed:
+        ends, self._ends = self._ends, []
+        try:
+            results = self.store.finish_jobs(ends)
+        except Exception:
+            self._ends = ends + self._ends
+            _log.exception(
+                "recording the end of jobs %s failed; retrying", [e.job_id for e in ends]
+            )
+            self._ends_retry_at = time.monotonic() + 1.0
             return
-        limit = definition.max_failures
-        if limit > 0 and count >= limit and definition.enabled:
-            reason = f"disabled after {count} consecutive failed runs (maxFailures {limit})"
-            try:
-                self.source.disable(task_id, reason)
-            except Exception:
-                _log.exception("could not disable %s", task_id)
-                return
-            self.store.reset_failures(task_id)
-            self.notifier.notify("auto_disable", f"{task_id} {reason}", task_id=task_id)
-            self._revision = object()  # reschedule without it at once
+        self._after_ends(results)
+
+    def _after_ends(self, results: list[JobEndResult]) -> None:
+        """Notifications and auto-disable for the ends just recorded, in their order. A
+        task is disabled at most once per batch; its failure counter then keeps the failed
+        runs recorded after the one that disabled it, as if it had been reset at once."""
+        disabled: set[str] = set()
+        for index, result in enumerate(results):
+            if not result.recorded:
+                continue
+            job_id, task_id, state, error = (
+                result.job_id,
+                result.task_id,
+                result.state,
+                result.error,
+            )
+            name = f"job {job_id}" + (f" of {task_id}" if task_id else "")
+            if state is JobState.TERMINATED:
+                self.notifier.notify(
+                    "timeout", f"{name} was terminated: {error}", task_id=task_id, job_id=job_id
+                )
+            elif state is JobState.FAILED:
+                self.notifier.notify(
+                    "failure", f"{name} failed: {error}", task_id=task_id, job_id=job_id
+                )
+            count = result.failures
+            if task_id is None or not count or task_id in disabled:
+                continue  # not counted, a success, or disabled by this batch already
+            definition = self._definitions.get(task_id)
+            if definition is None:
+                continue
+            limit = definition.max_failures
+            if limit > 0 and count >= limit and definition.enabled:
+                reason = f"disabled after {count} consecutive failed runs (maxFailures {limit})"
+                try:
+                    self.source.disable(task_id, reason)
+                except Exception:
+                    _log.exception("could not disable %s", task_id)
+                    continue
+                disabled.add(task_id)
+                later = [
+                    r.failures
+                    for r in results[index + 1 :]
+                    if r.task_id == task_id and r.failures is not None
+                ]
+                if 0 not in later:  # after a later success the counter is right already
+                    self.store.reset_failures(task_id, to=len(later))
+                self.notifier.notify("auto_disable", f"{task_id} {reason}", task_id=task_id)
+                self._revision = object()  # reschedule without it at once
 
     # -- crash recovery ----------------------------------------------------------------------
 
@@ -847,7 +892,7 @@ class Engine:
                     "the engine stopped while this job ran, and its process was gone when "
                     "the next engine started; its end was not seen"
                 )
-            self._record_end(
+            self._end(
                 job.id,
                 job.task_id,
                 job.runspace_id,
@@ -856,6 +901,7 @@ class Engine:
                 exit_code=code,
                 error=error,
             )
+        self._record_ends()  # before the first slots are fired (their overlap check)
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -909,6 +955,8 @@ class Engine:
                 for running in list(self._running.values()):
                     if running.ladder_done.is_set():
                         self._poll_exit(running)
+        self._ends_retry_at = 0.0
+        self._record_ends()
         if self._active:
             self.store.release_lease(self.holder, now=self.clock.now(), checkpoint=self._checkpoint)
             self._active = False

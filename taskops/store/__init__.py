@@ -1,6 +1,8 @@
 """Persistent state of a site: custom tasks, overrides, deleted markers, jobs, runspaces."""
 
 from taskops.store.store import (
+    JobEnd,
+    JobEndResult,
     JobStart,
     Lease,
     RunspaceRow,
@@ -9,4 +11,13 @@ from taskops.store.store import (
     TaskRunSummary,
 )
 
-__all__ = ["JobStart", "Lease", "RunspaceRow", "RunspaceSample", "Store", "TaskRunSummary"]
+__all__ = [
+    "JobEnd",
+    "JobEndResult",
+    "JobStart",
+    "Lease",
+    "RunspaceRow",
+    "RunspaceSample",
+    "Store",
+    "TaskRunSummary",
+]

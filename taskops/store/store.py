@@ -37,6 +37,8 @@ from taskops.store import schema as t
 __all__ = [
     "HISTORY_COLUMNS",
     "CustomTaskRow",
+    "JobEnd",
+    "JobEndResult",
     "JobStart",
     "Lease",
     "RunspaceRow",
@@ -77,6 +79,43 @@ class JobStart:
     task_id: str | None
     app: str | None
     owner: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEnd:
+    """How a job the engine ran ended (see :meth:`Store.finish_jobs`).
+
+    ``stopped_if_requested``: when the job's row holds a stop request (someone asked it to
+    stop, and it may have ended before its engine acted), it ends ``Stopped`` with the
+    request's reason and no error instead of ``state``."""
+
+    job_id: int
+    task_id: str | None
+    runspace_id: int | None
+    state: JobState
+    ended_at: datetime
+    exit_code: int | None
+    error: str | None
+    output_bytes: int | None
+    stop_reason: str | None = None
+    stopped_if_requested: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEndResult:
+    """What :meth:`Store.finish_jobs` made of one :class:`JobEnd`."""
+
+    job_id: int
+    task_id: str | None
+    recorded: bool
+    """False when the job had ended already (nothing of it was changed)."""
+    state: JobState
+    """The state recorded (``Stopped`` when a stop request won)."""
+    error: str | None
+    stop_reason: str | None
+    failures: int | None
+    """The task's consecutive failures after this run (0 after a success); None when the
+    run was not counted (no task, stopped, or not recorded)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -696,6 +735,92 @@ class Store:
             )
             return done.rowcount == 1
 
+    def finish_jobs(self, ends: Sequence[JobEnd]) -> list[JobEndResult]:
+        """Record the ends of several jobs in one transaction, as if one after the other:
+        for each, the job row (as :meth:`finish_job`: only a queued or running job is
+        changed), its worker runspace closed (``Closed`` after a completed or stopped job,
+        else ``Broken``) and, when its end was recorded, the run counted for its task (as
+        :meth:`record_outcome`; a stopped run is not counted). Returns one result per end,
+        in the same order. A handful of statements whatever the number of ends."""
+        if not ends:
+            return []
+        with self._write() as conn:
+            found = {
+                row.id: row
+                for row in conn.execute(_JOBS_ENDING, {"ids": sorted({end.job_id for end in ends})})
+            }
+            unfinished = {JobState.QUEUED.value, JobState.RUNNING.value}
+            decided: list[tuple[JobEnd, bool, JobState, str | None, str | None]] = []
+            for end in ends:
+                row = found.get(end.job_id)
+                recorded = row is not None and row.state in unfinished
+                state, error, stop_reason = end.state, end.error, end.stop_reason
+                if end.stopped_if_requested and row is not None and row.stop_requested:
+                    state, error = JobState.STOPPED, None
+                    stop_reason = str(row.stop_reason or "stopped")
+                if recorded:
+                    found.pop(end.job_id)  # the same job twice: the first end counts
+                decided.append((end, recorded, state, error, stop_reason))
+            job_rows = [
+                {
+                    "b_id": end.job_id,
+                    "b_state": state.value,
+                    "b_ended_at": end.ended_at,
+                    "b_exit_code": end.exit_code,
+                    "b_error": error,
+                    "b_output_bytes": end.output_bytes,
+                    "b_stop_reason": stop_reason,
+                }
+                for end, recorded, state, error, stop_reason in decided
+                if recorded
+            ]
+            if job_rows:
+                conn.execute(_FINISH_JOB, job_rows)
+            runspace_rows = [
+                {
+                    "b_id": end.runspace_id,
+                    "b_state": (
+                        RunspaceState.CLOSED
+                        if state in (JobState.COMPLETED, JobState.STOPPED)
+                        else RunspaceState.BROKEN
+                    ).value,
+                    "b_closed_at": end.ended_at,
+                    "b_exit_code": end.exit_code,
+                }
+                for end, _, state, _, _ in decided
+                if end.runspace_id is not None
+            ]
+            if runspace_rows:
+                conn.execute(_CLOSE_RUNSPACE, runspace_rows)
+            counted = [
+                index
+                for index, (end, recorded, state, _, _) in enumerate(decided)
+                if recorded and end.task_id is not None and state is not JobState.STOPPED
+            ]
+            counts = _count_outcomes(
+                conn,
+                [
+                    (
+                        decided[index][0],
+                        decided[index][2] in (JobState.FAILED, JobState.TERMINATED),
+                    )
+                    for index in counted
+                ],
+            )
+            failures = dict(zip(counted, counts, strict=True))
+        return [
+            JobEndResult(
+                job_id=end.job_id,
+                task_id=end.task_id,
+                recorded=recorded,
+                state=state,
+                error=error,
+                stop_reason=stop_reason,
+                failures=failures.get(index),
+            )
+            for index, (end, recorded, state, error, stop_reason) in enumerate(decided)
+        ]
+
     def set_progress(self, job_id: int, *, fraction: float | None, message: str | None) -> None:
         with self._write() as conn:
             conn.execute(
@@ -1013,12 +1138,14 @@ class Store:
                 )
         return count
 
-    def reset_failures(self, task_id: str) -> None:
+    def reset_failures(self, task_id: str, *, to: int = 0) -> None:
+        """Set the task's consecutive failures to ``to`` (after it was disabled for them;
+        ``to`` counts the failed runs recorded after the one that disabled it)."""
         with self._write() as conn:
             conn.execute(
                 t.task_runtime.update()
                 .where(t.task_runtime.c.task_id == task_id)
-                .values(consecutive_failures=0)
+                .values(consecutive_failures=to)
             )
 
     # -- the engine lease ------------------------------------------------------------------
@@ -1348,6 +1475,96 @@ class Store:
                 t.runspace_samples.delete().where(t.runspace_samples.c.runspace_id.in_(old))
             )
             conn.execute(t.runspaces.delete().where(t.runspaces.c.closed_at < closed_before))
+
+
+_JOBS_ENDING = (
+    sa.select(t.jobs.c.id, t.jobs.c.state, t.jobs.c.stop_requested, t.jobs.c.stop_reason)
+    .where(t.jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .with_for_update()
+)
+"""What :meth:`Store.finish_jobs` reads of the jobs it ends."""
+
+_FINISH_JOB = (
+    t.jobs.update()
+    .where(t.jobs.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("b_state"),
+        ended_at=sa.bindparam("b_ended_at"),
+        exit_code=sa.bindparam("b_exit_code"),
+        error=sa.bindparam("b_error"),
+        output_bytes=sa.bindparam("b_output_bytes"),
+        stop_reason=sa.func.coalesce(
+            sa.bindparam("b_stop_reason", type_=sa.Text), t.jobs.c.stop_reason
+        ),
+    )
+)
+"""The end of one job (executed for many at once, for jobs read as queued or running in
+the same transaction); a stop reason of None keeps the one the row has."""
+
+_CLOSE_RUNSPACE = (
+    t.runspaces.update()
+    .where(
+        t.runspaces.c.id == sa.bindparam("b_id"),
+        # not IN: executemany takes no expanding parameters
+        sa.or_(*(t.runspaces.c.state == state.value for state in RunspaceState if state.live)),
+    )
+    .values(
+        state=sa.bindparam("b_state"),
+        availability=Availability.NONE.value,
+        closed_at=sa.bindparam("b_closed_at"),
+        exit_code=sa.bindparam("b_exit_code"),
+    )
+)
+"""The end of one live runspace (executed for many at once)."""
+
+_TASK_FAILURES = (
+    sa.select(t.task_runtime.c.task_id, t.task_runtime.c.consecutive_failures)
+    .where(t.task_runtime.c.task_id.in_(sa.bindparam("tasks", expanding=True)))
+    .with_for_update()
+)
+_SET_FAILURES = (
+    t.task_runtime.update()
+    .where(t.task_runtime.c.task_id == sa.bindparam("b_task"))
+    .values(consecutive_failures=sa.bindparam("b_count"), last_outcome_at=sa.bindparam("b_at"))
+)
+
+
+def _count_outcomes(conn: Connection, runs: Sequence[tuple[JobEnd, bool]]) -> list[int]:
+    """Count finished runs ``(end, failed)`` of tasks, in order, in ``conn``'s transaction
+    (as :meth:`Store.record_outcome` one after the other): each one's consecutive failures
+    after it."""
+    if not runs:
+        return []
+    tasks = sorted({end.task_id for end, _ in runs if end.task_id is not None})
+    current: dict[str, int] = {
+        row.task_id: int(row.consecutive_failures or 0)
+        for row in conn.execute(_TASK_FAILURES, {"tasks": tasks})
+    }
+    known = set(current)
+    last: dict[str, datetime] = {}
+    out: list[int] = []
+    for end, failed in runs:
+        task_id = end.task_id
+        assert task_id is not None
+        count = current.get(task_id, 0) + 1 if failed else 0
+        current[task_id] = count
+        last[task_id] = end.ended_at
+        out.append(count)
+    updates = [
+        {"b_task": task, "b_count": current[task], "b_at": at}
+        for task, at in last.items()
+        if task in known
+    ]
+    if updates:
+        conn.execute(_SET_FAILURES, updates)
+    inserts = [
+        {"task_id": task, "consecutive_failures": current[task], "last_outcome_at": at}
+        for task, at in last.items()
+        if task not in known
+    ]
+    if inserts:
+        conn.execute(t.task_runtime.insert(), inserts)
+    return out
 
 
 def _bump_revision(conn: Connection) -> None:
