@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import CompileError
 
 import taskops
 from taskops.errors import Conflict, NotFound
 from taskops.model import JobState, RunspaceKind, RunspaceState
 from taskops.store import JobStart, Store, schema
+from taskops.store import store as store_module
 from taskops.store.store import JobEnd
 
 T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
@@ -123,6 +125,184 @@ def test_slots_due_together_go_in_claimed_and_recorded_in_batches(tmp_path: Path
     assert store.job_process(c_id)[:2] == (4242, 123.5)
     runspace = store.runspace_row(claimed[1][2])
     assert (runspace.pid, runspace.job_id, runspace.kind) == (4242, c_id, RunspaceKind.WORKER.value)
+
+
+def _writes_and_statements(store: Store) -> tuple[list[str], list[object]]:
+    """Lists that fill with the store's transactions ("write"/"read") and the statements it
+    hands to SQLAlchemy (one per ``execute``, an ``executemany`` included)."""
+    begins: list[str] = []
+    statements: list[object] = []
+
+    def on_begin(conn: Connection) -> None:
+        begins.append("write" if conn.get_execution_options().get("taskops_write") else "read")
+
+    def on_execute(conn: Connection, clause: object, *_: object) -> None:
+        statements.append(clause)
+
+    event.listen(store._engine, "begin", on_begin)
+    event.listen(store._engine, "before_execute", on_execute)
+    return begins, statements
+
+
+def _slot_row(
+    name: str, task: str | None, slot: datetime | None, **more: object
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "owner": "TaskEngine",
+        "state": JobState.QUEUED,
+        "queued_at": T0,
+        "task_id": task,
+        "scheduled_for": slot,
+        **more,
+    }
+
+
+def test_insert_jobs_keeps_each_slot_once_within_and_across_batches(tmp_path: Path) -> None:
+    store = Store.for_sqlite(tmp_path / "x.db")
+    odd = T0.replace(microsecond=123457)  # compared as stored (epoch seconds), not re-read
+    begins, _ = _writes_and_statements(store)
+    first = store.insert_jobs(
+        [
+            _slot_row("a0", "app.A", T0),
+            _slot_row("b0", "app.B", T0, command={"kind": "exec", "argv": ["true"]}),
+            _slot_row("a0 again", "app.A", T0),  # the same slot in one batch: the first wins
+            _slot_row("manual 1", "app.A", None),  # no slot: never a clash
+            _slot_row("manual 2", "app.A", None),
+            _slot_row("a odd", "app.A", odd),
+            _slot_row("no task", None, T0),
+            _slot_row("no task again", None, T0),  # as before: a slot of no task, once
+        ]
+    )
+    second = store.insert_jobs(
+        [
+            _slot_row("a0 later", "app.A", T0),  # ran in the first batch
+            _slot_row("a odd later", "app.A", odd),
+            _slot_row("c0", "app.C", T0),
+            _slot_row("b1", "app.B", T0.replace(minute=1)),
+        ]
+    )
+    assert begins == ["write", "write"]  # no one-by-one retry after a unique-key error
+    assert [i is None for i in first] == [False, False, True, False, False, False, False, True]
+    assert [i is None for i in second] == [True, True, False, False]
+    ids = [i for i in first + second if i is not None]
+    assert ids == sorted(ids) and len(set(ids)) == 8  # in the order of the rows
+    names = ["a0", "b0", "manual 1", "manual 2", "a odd", "no task", "c0", "b1"]
+    assert [store.get_job(i).name for i in ids] == names
+    assert store.job_command(ids[0]) == {}  # a row without a command: none stored
+    assert store.job_command(ids[1]) == {"kind": "exec", "argv": ["true"]}
+    assert store.get_job(ids[4]).scheduled_for == odd
+    assert {j.state for j in store.queued_jobs()} == {JobState.QUEUED}
+    assert store.insert_jobs([]) == []
+    with pytest.raises(CompileError, match="nosuch"):  # not dropped quietly
+        store.insert_jobs([_slot_row("x", "app.X", T0, nosuch=1)])
+
+
+def test_insert_jobs_retries_one_by_one_when_another_engine_races(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store.for_sqlite(tmp_path / "x.db")
+    (taken,) = store.insert_jobs([_slot_row("a0", "app.A", T0)])
+    # the other engine's row lands after this one looked: the unique key catches it
+    monkeypatch.setattr(store_module, "_taken_slots", lambda conn, slots: set())
+    ids = store.insert_jobs([_slot_row("b0", "app.B", T0), _slot_row("a0 too", "app.A", T0)])
+    assert ids[1] is None and ids[0] is not None and taken is not None
+    assert sorted(j.name for j in store.queued_jobs()) == ["a0", "b0"]
+
+
+def test_start_jobs_claims_only_queued_jobs_once_and_opens_their_runspaces(
+    tmp_path: Path,
+) -> None:
+    store = Store.for_sqlite(tmp_path / "x.db")
+    ids = store.insert_jobs(
+        [_slot_row(f"j{n}", f"app.T{n}", T0, app="app", command={"n": n}) for n in range(5)]
+    )
+    assert None not in ids
+    ok1, stopped, ended, ok2, taken = (i for i in ids if i is not None)
+    store.request_stop(stopped, reason="stopped by alice", now=T0)  # between insert and claim
+    store.finish_job(
+        ended, state=JobState.FAILED, ended_at=T0, exit_code=1, error="x", output_bytes=0
+    )
+    assert [start.job_id for start, _, _ in store.start_jobs([_start(store, taken)], now=T0)] == [
+        taken
+    ]
+    starts = [_start(store, i) for i in (ok2, stopped, ok1, ended, ok2, taken)] + [
+        JobStart(job_id=999, name="gone", task_id=None, app=None, owner="Manual")
+    ]
+    later = T0.replace(minute=5)
+    claimed = store.start_jobs(starts, now=later)
+    assert [(start.job_id, command) for start, command, _ in claimed] == [
+        (ok2, {"n": 3}),  # in the order given, the same job once
+        (ok1, {"n": 0}),
+    ]
+    assert store.start_jobs(starts, now=later) == []  # all claimed or ended already
+    for start, _, runspace_id in claimed:
+        job = store.get_job(start.job_id)
+        assert (job.state, job.started_at) == (JobState.RUNNING, later)
+        row = store.runspace_row(runspace_id)
+        assert (row.job_id, row.task_id, row.app, row.owner, row.purpose) == (
+            start.job_id,
+            start.task_id,
+            "app",
+            "TaskEngine",
+            start.name,
+        )
+        assert (row.kind, row.state, row.availability, row.opened_at, row.pid) == (
+            RunspaceKind.WORKER.value,
+            RunspaceState.OPENING.value,
+            "Busy",
+            later,
+            None,
+        )
+    assert store.get_job(stopped).state is JobState.STOPPED
+    assert store.get_job(ended).state is JobState.FAILED
+    assert {row.job_id for row in store.runspace_rows()} == {ok1, ok2, taken}
+
+    store.set_processes([(s.job_id, r, 4000 + n, 10.5 + n) for n, (s, _, r) in enumerate(claimed)])
+    for n, (start, _, runspace_id) in enumerate(claimed):
+        assert store.job_process(start.job_id)[:2] == (4000 + n, 10.5 + n)
+        assert store.get_job(start.job_id).runspace_id == runspace_id
+        row = store.runspace_row(runspace_id)
+        assert (row.pid, row.create_time, row.state) == (
+            4000 + n,
+            10.5 + n,
+            RunspaceState.OPENED.value,
+        )
+    store.set_processes([])
+
+
+def _start(store: Store, job_id: int) -> JobStart:
+    job = store.get_job(job_id)
+    return JobStart(job_id=job.id, name=job.name, task_id=job.task_id, app=job.app, owner=job.owner)
+
+
+@pytest.mark.parametrize("size", [1, 40])
+def test_the_start_path_runs_the_same_statements_whatever_the_batch(
+    tmp_path: Path, size: int
+) -> None:
+    """Statements built per batch, not per row: as many ``execute`` calls (each one an
+    ``executemany`` over the rows) for 40 jobs as for one. (On SQLite SQLAlchemy runs the
+    ``INSERT ... RETURNING`` of a batch a row per cursor call, prepared once, so that the ids
+    come back in the order of the rows.)"""
+    store = Store.for_sqlite(tmp_path / "x.db")
+    store.insert_jobs([_slot_row("old", "app.Old", T0)])
+    rows = [_slot_row("old again", "app.Old", T0)]  # a slot that has run
+    rows += [_slot_row(f"j{n}", f"app.T{n}", T0) for n in range(size)]
+    begins, statements = _writes_and_statements(store)
+    ids = store.insert_jobs(rows)
+    inserted = len(statements)
+    starts = [_start(store, i) for i in ids if i is not None]
+    statements.clear()
+    claimed = store.start_jobs(starts, now=T0)
+    started = len(statements)
+    statements.clear()
+    store.set_processes([(s.job_id, r, 100 + s.job_id, 1.0) for s, _, r in claimed])
+    recorded = len(statements)
+    assert len(claimed) == size
+    assert [begin for begin in begins if begin == "write"] == ["write", "write", "write"]
+    # the slots taken, one INSERT; the jobs read, claimed, their runspaces opened; the
+    # jobs' and the runspaces' processes
+    assert (inserted, started, recorded) == (2, 3, 2)
 
 
 def test_the_ends_of_a_turn_are_recorded_in_one_write_transaction(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ locked with ``SELECT ... FOR UPDATE``, which SQLite, serialized already, ignores
 
 from __future__ import annotations
 
+import itertools
 import socket
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -590,31 +591,37 @@ class Store:
     def insert_jobs(self, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
         """Add several queued job rows (the keyword arguments of :meth:`insert_job`) in one
         transaction; returns each id, or None where the slot ``(task_id, scheduled_for)``
-        has a job already (that row is left out)."""
+        has a job already (that row is left out; the same slot twice in ``rows``: the first
+        goes in). A handful of statements whatever the number of rows."""
+        host = socket.gethostname()
         try:
             with self._write() as conn:
-                ids: list[int | None] = []
-                for row in rows:
-                    if (
-                        row.get("scheduled_for") is not None
-                        and conn.execute(
-                            sa.select(t.jobs.c.id).where(
-                                t.jobs.c.task_id == row.get("task_id"),
-                                t.jobs.c.scheduled_for == row["scheduled_for"],
-                            )
-                        ).first()
-                    ):
-                        ids.append(None)
-                        continue
-                    values = {k: (v.value if k == "state" else v) for k, v in row.items()}
-                    result = conn.execute(
-                        t.jobs.insert().values(
-                            **values, stop_requested=False, host=socket.gethostname()
-                        )
-                    )
-                    key = result.inserted_primary_key
-                    assert key is not None
-                    ids.append(int(key[0]))
+                slots = [_slot_key(conn, row) for row in rows]
+                taken = _taken_slots(conn, [slot for slot in slots if slot is not None])
+                kept: list[int] = []
+                for index, slot in enumerate(slots):
+                    if slot is not None:
+                        if slot in taken:
+                            continue
+                        taken.add(slot)
+                    kept.append(index)
+                ids: list[int | None] = [None] * len(rows)
+                # one INSERT per run of rows with the same keys (omitted columns stay NULL)
+                for keys, run in itertools.groupby(kept, key=lambda i: frozenset(rows[i])):
+                    if unknown := keys - _JOB_COLUMNS:  # executemany would drop them quietly
+                        raise sa.exc.CompileError(f"Unconsumed column names: {sorted(unknown)}")
+                    indexes = list(run)
+                    values = [
+                        {
+                            **{k: (v.value if k == "state" else v) for k, v in rows[i].items()},
+                            "stop_requested": False,
+                            "host": host,
+                        }
+                        for i in indexes
+                    ]
+                    new_ids = conn.execute(_INSERT_JOB, values).scalars().all()
+                    for i, job_id in zip(indexes, new_ids, strict=True):
+                        ids[i] = int(job_id)
                 return ids
         except sa.exc.IntegrityError:  # another engine raced us (PostgreSQL): one by one
             out: list[int | None] = []
@@ -630,56 +637,78 @@ class Store:
     ) -> list[tuple[JobStart, dict[str, Any], int]]:
         """Claim queued jobs (Queued -> Running) and open a worker runspace for each, in one
         transaction: ``(start, command, runspace id)`` of those still queued (a job stopped
-        meanwhile is left out)."""
+        meanwhile is left out; the same job twice is claimed once). A handful of statements
+        whatever the number of jobs."""
+        if not starts:
+            return []
         host = socket.gethostname()
-        claimed = []
         with self._write() as conn:
+            found = {
+                row.id: row
+                for row in conn.execute(
+                    _JOBS_STARTING, {"ids": sorted({start.job_id for start in starts})}
+                )
+            }
+            claimed: list[tuple[JobStart, dict[str, Any]]] = []
             for start in starts:
-                done = conn.execute(
-                    t.jobs.update()
-                    .where(t.jobs.c.id == start.job_id, t.jobs.c.state == JobState.QUEUED.value)
-                    .values(state=JobState.RUNNING.value, started_at=now, host=host)
+                row = found.pop(start.job_id, None)  # popped: the same job twice, once
+                if row is not None and row.state == JobState.QUEUED.value:
+                    claimed.append((start, dict(row.command or {})))
+            if not claimed:
+                return []
+            conn.execute(
+                _CLAIM_JOB,
+                [{"b_id": start.job_id, "b_now": now, "b_host": host} for start, _ in claimed],
+            )
+            runspace_ids = (
+                conn.execute(
+                    _OPEN_WORKER,
+                    [
+                        {
+                            "kind": RunspaceKind.WORKER.value,
+                            "pid": None,
+                            "create_time": None,
+                            "host": host,
+                            "owner": start.owner,
+                            "app": start.app,
+                            "task_id": start.task_id,
+                            "job_id": start.job_id,
+                            "purpose": start.name,
+                            "state": RunspaceState.OPENING.value,
+                            "availability": Availability.BUSY.value,
+                            "opened_at": now,
+                        }
+                        for start, _ in claimed
+                    ],
                 )
-                if done.rowcount != 1:
-                    continue
-                command = conn.execute(
-                    sa.select(t.jobs.c.command).where(t.jobs.c.id == start.job_id)
-                ).scalar()
-                runspace_id = _insert_runspace(
-                    conn,
-                    kind=RunspaceKind.WORKER,
-                    pid=None,
-                    create_time=None,
-                    host=host,
-                    owner=start.owner,
-                    app=start.app,
-                    task_id=start.task_id,
-                    job_id=start.job_id,
-                    purpose=start.name,
-                    state=RunspaceState.OPENING,
-                    availability=Availability.BUSY,
-                    now=now,
-                )
-                claimed.append((start, dict(command or {}), runspace_id))
-        return claimed
+                .scalars()
+                .all()
+            )
+        return [
+            (start, command, int(runspace_id))
+            for (start, command), runspace_id in zip(claimed, runspace_ids, strict=True)
+        ]
 
     def set_processes(self, processes: Sequence[tuple[int, int, int, float]]) -> None:
         """Record ``(job id, runspace id, pid, create time)`` of started jobs in one
-        transaction (the job's process and its runspace's)."""
+        transaction (the job's process and its runspace's, which becomes ``Opened``)."""
         if not processes:
             return
         with self._write() as conn:
-            for job_id, runspace_id, pid, create_time in processes:
-                conn.execute(
-                    t.jobs.update()
-                    .where(t.jobs.c.id == job_id)
-                    .values(pid=pid, create_time=create_time, runspace_id=runspace_id)
-                )
-                conn.execute(
-                    t.runspaces.update()
-                    .where(t.runspaces.c.id == runspace_id)
-                    .values(pid=pid, create_time=create_time, state=RunspaceState.OPENED.value)
-                )
+            conn.execute(
+                _SET_JOB_PROCESS,
+                [
+                    {"b_id": job_id, "b_pid": pid, "b_create_time": created, "b_runspace": rs}
+                    for job_id, rs, pid, created in processes
+                ],
+            )
+            conn.execute(
+                _SET_RUNSPACE_PROCESS,
+                [
+                    {"b_id": rs, "b_pid": pid, "b_create_time": created}
+                    for _, rs, pid, created in processes
+                ],
+            )
 
     def set_job_process(
         self, job_id: int, *, pid: int, create_time: float, runspace_id: int | None
@@ -1475,6 +1504,88 @@ class Store:
                 t.runspace_samples.delete().where(t.runspace_samples.c.runspace_id.in_(old))
             )
             conn.execute(t.runspaces.delete().where(t.runspaces.c.closed_at < closed_before))
+
+
+_JOB_COLUMNS = frozenset(t.jobs.c.keys())
+
+_INSERT_JOB = t.jobs.insert().returning(t.jobs.c.id, sort_by_parameter_order=True)
+"""Job rows, executed for many at once; their ids in the order of the rows."""
+
+_SLOT_CHUNK = 400
+"""Rows whose slots :func:`_taken_slots` looks up per query (two parameters each at most,
+under SQLite's oldest limit of 999)."""
+
+_JOBS_STARTING = (
+    sa.select(t.jobs.c.id, t.jobs.c.state, t.jobs.c.command)
+    .where(t.jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .with_for_update()
+)
+"""What :meth:`Store.start_jobs` reads of the jobs it claims."""
+
+_CLAIM_JOB = (
+    t.jobs.update()
+    .where(t.jobs.c.id == sa.bindparam("b_id"), t.jobs.c.state == JobState.QUEUED.value)
+    .values(
+        state=JobState.RUNNING.value,
+        started_at=sa.bindparam("b_now"),
+        host=sa.bindparam("b_host"),
+    )
+)
+"""Queued -> Running of one job (executed for many at once, for jobs read as queued in the
+same transaction)."""
+
+_OPEN_WORKER = t.runspaces.insert().returning(t.runspaces.c.id, sort_by_parameter_order=True)
+"""Runspace rows, executed for many at once; their ids in the order of the rows."""
+
+_SET_JOB_PROCESS = (
+    t.jobs.update()
+    .where(t.jobs.c.id == sa.bindparam("b_id"))
+    .values(
+        pid=sa.bindparam("b_pid"),
+        create_time=sa.bindparam("b_create_time"),
+        runspace_id=sa.bindparam("b_runspace"),
+    )
+)
+_SET_RUNSPACE_PROCESS = (
+    t.runspaces.update()
+    .where(t.runspaces.c.id == sa.bindparam("b_id"))
+    .values(
+        pid=sa.bindparam("b_pid"),
+        create_time=sa.bindparam("b_create_time"),
+        state=RunspaceState.OPENED.value,
+    )
+)
+"""A started job's process, on its row and its runspace's (executed for many at once)."""
+
+
+def _slot_key(conn: Connection, row: Mapping[str, Any]) -> tuple[str | None, float] | None:
+    """The slot ``(task id, time as stored)`` of a job row; None when it has none."""
+    slot = row.get("scheduled_for")
+    if slot is None:
+        return None
+    stored = t.Timestamp().process_bind_param(slot, conn.dialect)
+    assert stored is not None
+    return row.get("task_id"), stored
+
+
+def _taken_slots(
+    conn: Connection, slots: Sequence[tuple[str | None, float]]
+) -> set[tuple[str | None, float]]:
+    """Those of ``slots`` (see :func:`_slot_key`) that have a job already, read in
+    ``conn``'s transaction: a query per :data:`_SLOT_CHUNK` slots."""
+    taken: set[tuple[str | None, float]] = set()
+    for first in range(0, len(slots), _SLOT_CHUNK):
+        chunk = slots[first : first + _SLOT_CHUNK]
+        tasks = {task for task, _ in chunk}
+        named = sorted(task for task in tasks if task is not None)
+        of_task = [t.jobs.c.task_id.in_(named)] if named else []
+        if None in tasks:  # as ``task_id == None`` did: IS NULL
+            of_task.append(t.jobs.c.task_id.is_(None))
+        query = sa.select(t.jobs.c.task_id, _epoch_seconds(t.jobs.c.scheduled_for)).where(
+            sa.or_(*of_task), t.jobs.c.scheduled_for.in_(sorted({at for _, at in chunk}))
+        )
+        taken.update((task, float(at)) for task, at in conn.execute(query))
+    return taken
 
 
 _JOBS_ENDING = (
