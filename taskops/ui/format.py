@@ -6,11 +6,15 @@ import html
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from taskops.model import JobOwner
+
 __all__ = [
+    "OWNER_LABELS",
     "STATE_COLOURS",
     "STATE_ICONS",
     "duration",
     "error_html",
+    "owner_label",
     "relative",
     "typed_whole",
     "when",
@@ -37,6 +41,19 @@ STATE_ICONS = {
     "Terminated": "mdi-timer-off",
 }
 """Material Design icons of job states."""
+
+
+OWNER_LABELS = {
+    JobOwner.TASK_ENGINE.value: "Task Engine",
+    JobOwner.MANUAL.value: "Manual",
+    JobOwner.APP_INIT.value: "App Init",
+}
+"""How the screens name the owners that are not apps (as the seed does)."""
+
+
+def owner_label(owner: str) -> str:
+    """``Task Engine`` for ``TaskEngine``, ``App Init`` for ``AppInit``; an app's name as is."""
+    return OWNER_LABELS.get(owner, owner)
 
 
 def when(moment: datetime | None, timezone: str, *, seconds: bool = False) -> str:

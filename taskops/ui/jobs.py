@@ -18,12 +18,12 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from taskops.model import GLOBAL_APP, Job, JobOwner, JobState
+from taskops.model import GLOBAL_APP, Job, JobState
 from taskops.service import TaskOps
 from taskops.ui.dialogs import ConfirmDialog
 from taskops.ui.download import DownloadButton
 from taskops.ui.feedback import Alerts, shows_errors
-from taskops.ui.format import STATE_COLOURS, duration, when
+from taskops.ui.format import OWNER_LABELS, STATE_COLOURS, duration, owner_label, when
 from taskops.ui.log_view import LogView
 from taskops.ui.screen import ListScreen, PagedTable
 from taskops.ui.stats import StatCards
@@ -61,11 +61,6 @@ TEXT_COLOURS = {
     "blue-grey": "#546e7a",
 }
 """Text colours of the Vuetify colour names in ``STATE_COLOURS``."""
-OWNER_LABELS = {
-    JobOwner.TASK_ENGINE.value: "Task Engine",
-    JobOwner.MANUAL.value: "Manual",
-    JobOwner.APP_INIT.value: "App Init",
-}
 
 
 def live_interval(ops: TaskOps, live: bool) -> float:
@@ -288,7 +283,7 @@ class JobList(ListScreen):
             "taskId": job.task_id,
             "state": job.state.value,
             "stateColour": STATE_COLOURS.get(job.state.value, "grey"),
-            "owner": OWNER_LABELS.get(job.owner, job.owner),
+            "owner": owner_label(job.owner),
             "started": when(job.started_at, self._timezone, seconds=True),
             "elapsed": duration(job.elapsed_seconds(now)),
             "progress": _progress(job),
@@ -632,7 +627,7 @@ def _context(job: Job) -> str:
 
     return _table(
         [
-            ("Owner", OWNER_LABELS.get(job.owner, job.owner)),
+            ("Owner", owner_label(job.owner)),
             ("Task", job.task_id or "— (ad-hoc job)"),
             ("App", job.app or "—"),
             ("Script", job.script or "—"),

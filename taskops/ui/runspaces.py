@@ -28,7 +28,7 @@ from taskops.service import TaskOps
 from taskops.ui.dialogs import Dialog
 from taskops.ui.download import DownloadButton
 from taskops.ui.feedback import Alerts, shows_errors
-from taskops.ui.format import duration, error_html, relative, when
+from taskops.ui.format import duration, error_html, owner_label, relative, when
 from taskops.ui.screen import ListScreen
 from taskops.ui.stats import StatCards
 
@@ -172,7 +172,7 @@ def _row(space: Runspace, limits: _Limits) -> dict[str, Any]:
         "state": space.state.value,
         "stateColour": RUNSPACE_STATE_COLOURS.get(space.state.value, "grey"),
         "live": live,
-        "owner": space.owner,
+        "owner": owner_label(space.owner),
         "ownerTitle": f"{kind}: {space.purpose}" if space.purpose else kind,
         "kind": kind,
         "created": iso(space.created_at),
@@ -317,7 +317,7 @@ class ForceCloseDialog(Dialog):
             + _fields(
                 [
                     ("Runspace:", f"<b>{runspace.id}</b>"),
-                    ("Owner:", html.escape(runspace.owner)),
+                    ("Owner:", html.escape(owner_label(runspace.owner))),
                     ("Age:", age_text(runspace.age_seconds)),
                 ]
             )
@@ -525,7 +525,7 @@ class RunspaceDetail(widgets.VBox):  # type: ignore[misc]
         self.owner.value = _fields(
             [
                 ("Created by", KIND_LABELS[space.kind]),
-                ("Owner", _text(space.owner)),
+                ("Owner", _text(owner_label(space.owner))),
                 ("Associated job", self._job_text(space.job_id)),
                 ("Associated task", _text(space.task_id)),
                 ("Associated app", _text(space.app)),
@@ -776,7 +776,10 @@ class RunspaceList(ListScreen):
         """Offer every owner seen (and the one chosen, even when it is gone)."""
         chosen = self.filters.owner
         seen = set(owners) | ({chosen} if chosen != ALL else set())
-        options = (ALL, *sorted(seen, key=str.lower))
+        labelled = sorted(
+            ((owner_label(owner), owner) for owner in seen), key=lambda o: o[0].lower()
+        )
+        options = ((ALL, ALL), *labelled)
         if tuple(self.owner_filter.options) != options:
             self._loading = True
             try:

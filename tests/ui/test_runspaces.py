@@ -163,7 +163,12 @@ def test_filters_by_state_owner_and_age(
     ops: taskops.TaskOps, spaces: dict[str, int], clock: FakeClock
 ) -> None:
     screen = RunspaceList(ops)
-    assert screen.owner_filter.options == ("All", "bob", "Manual", "TaskEngine")
+    assert screen.owner_filter.options == (
+        ("All", "All"),
+        ("bob", "bob"),
+        ("Manual", "Manual"),
+        ("Task Engine", "TaskEngine"),  # labelled as on the Jobs screen, filtered by name
+    )
     screen.state_filter.value = "Broken"
     assert list(rows_by_id(screen)) == [spaces["broken"]]
     broken = rows_by_id(screen)[spaces["broken"]]
@@ -200,7 +205,7 @@ def test_an_owner_that_went_away_stays_chosen(
     ops.store.close_runspace(spaces["kernel"], state=RunspaceState.CLOSED, now=clock.now())
     clock.advance(hours=25)  # no longer listed even with the closed ones
     screen.refresh()
-    assert "bob" in screen.owner_filter.options
+    assert ("bob", "bob") in screen.owner_filter.options
     assert screen.owner_filter.value == "bob"
     assert rows_by_id(screen) == {}
 
@@ -257,7 +262,7 @@ def test_refresh_updates_the_same_widgets(
     assert live_widgets() == before
     assert new in rows_by_id(screen)
     assert rows_by_id(screen)[spaces["kernel"]]["memoryText"] == "12.2"
-    assert "carol" in screen.owner_filter.options
+    assert ("carol", "carol") in screen.owner_filter.options
     assert ">4<" in screen.stat_values["total"].value
     # a new refresh interval applies at the next refresh
     ops.settings.update({"autoRefreshInterval": 2})
@@ -323,7 +328,7 @@ def test_detail_shows_the_runspace_its_samples_and_its_process(
     assert ">3<" in resources and ">12.0<" in resources and ">7<" in resources
     owner = detail.owner.value
     for text in (
-        "TaskEngine",
+        "Task Engine",
         f"{job_id} Task_MetricsCollection_20260116_140530 (Queued)",
         "WebHostMetrics.MetricsCollection",
         "Metrics collection background job",
