@@ -710,16 +710,6 @@ class Store:
                 ],
             )
 
-    def set_job_process(
-        self, job_id: int, *, pid: int, create_time: float, runspace_id: int | None
-    ) -> None:
-        with self._write() as conn:
-            conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.id == job_id)
-                .values(pid=pid, create_time=create_time, runspace_id=runspace_id)
-            )
-
     def job_process(self, job_id: int) -> tuple[int | None, float | None, str | None]:
         """``(pid, create_time, host)`` of a job's process. Raises NotFound."""
         with self._read() as conn:
@@ -903,18 +893,6 @@ class Store:
                 )
             ).all()
         return [(row.id, row.stop_reason) for row in rows]
-
-    def stop_requested(self, job_id: int) -> str | None:
-        """The reason given when someone asked job ``job_id`` to stop, or None."""
-        with self._read() as conn:
-            row = conn.execute(
-                sa.select(t.jobs.c.stop_requested, t.jobs.c.stop_reason).where(
-                    t.jobs.c.id == job_id
-                )
-            ).first()
-        if row is None or not row.stop_requested:
-            return None
-        return str(row.stop_reason or "stopped")
 
     def running_jobs(self, *, host: str | None = None) -> list[Job]:
         query = sa.select(t.jobs).where(t.jobs.c.state == JobState.RUNNING.value)
