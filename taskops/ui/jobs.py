@@ -193,7 +193,6 @@ class JobList(ListScreen):
         ):
             widget.add_class(f"taskops-{css}")
         self.table = JobTable()
-        self._confirm: ConfirmDialog | None = None
         self._detail: JobDetail | None = None
 
         self.state_filter.observe(lambda _change: self.set_filter(), "value")
@@ -218,13 +217,6 @@ class JobList(ListScreen):
         self.show_list()
 
     # -- parts built on first use -------------------------------------------------------
-
-    @property
-    def confirm(self) -> ConfirmDialog:
-        if self._confirm is None:
-            self._confirm = ConfirmDialog()
-            self.add_dialog(self._confirm)
-        return self._confirm
 
     @property
     def detail(self) -> JobDetail:

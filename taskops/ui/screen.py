@@ -13,6 +13,7 @@ import traitlets
 from ipyvuetify.VuetifyTemplate import VuetifyTemplate
 
 from taskops.service import TaskOps
+from taskops.ui.dialogs import ConfirmDialog
 from taskops.ui.feedback import Alerts
 from taskops.ui.ticker import Ticker
 
@@ -75,6 +76,7 @@ class ListScreen(widgets.VBox):  # type: ignore[misc]
         self.list_view: widgets.Widget = widgets.VBox()
         self._shown_detail: widgets.Widget | None = None
         self._dialogs = widgets.Box()
+        self._confirm: ConfirmDialog | None = None
         self._last_tick = 0.0
         self._interval = self.refresh_interval()
         self.ticker = Ticker(self._interval)
@@ -110,6 +112,14 @@ class ListScreen(widgets.VBox):  # type: ignore[misc]
 
     def add_dialog(self, dialog: widgets.Widget) -> None:
         self._dialogs.children = (*self._dialogs.children, dialog)
+
+    @property
+    def confirm(self) -> ConfirmDialog:
+        """The screen's "are you sure" dialog, built when first asked for."""
+        if self._confirm is None:
+            self._confirm = ConfirmDialog()
+            self.add_dialog(self._confirm)
+        return self._confirm
 
     @property
     def showing_detail(self) -> bool:

@@ -18,7 +18,6 @@ import traitlets
 
 from taskops.model import Task, TaskStatus
 from taskops.service import TaskOps
-from taskops.ui.dialogs import ConfirmDialog
 from taskops.ui.duplicate import DuplicateDialog
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import STATE_COLOURS, STATE_ICONS, relative, when
@@ -221,7 +220,6 @@ class TaskList(ListScreen):
         # them never sends their hundreds of widget models to the browser
         self._editor: TaskEditor | None = None
         self._duplicator: DuplicateDialog | None = None
-        self._confirm: ConfirmDialog | None = None
         self._detail: TaskDetail | None = None
 
         self.app_filter.observe(lambda change: self.set_filter(app=change["new"]), "value")
@@ -280,13 +278,6 @@ class TaskList(ListScreen):
             )
             self.add_dialog(self._duplicator)
         return self._duplicator
-
-    @property
-    def confirm(self) -> ConfirmDialog:
-        if self._confirm is None:
-            self._confirm = ConfirmDialog()
-            self.add_dialog(self._confirm)
-        return self._confirm
 
     @property
     def detail(self) -> TaskDetail:
