@@ -15,17 +15,20 @@ and environment tag) and records the end of the others.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import logging
 import os
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,9 +70,22 @@ from taskops.model import (
 )
 from taskops.store import JobEnd, JobEndResult, JobStart, Store
 
-__all__ = ["Engine", "TaskDefinition", "TaskSource"]
+__all__ = ["PREPARE_AHEAD", "Engine", "TaskDefinition", "TaskSource"]
 
 _log = logging.getLogger("taskops.engine")
+
+PREPARE_AHEAD = 0.5
+"""Seconds before a slot that its job is queued and its process forked and held, so that at
+the slot the engine only claims the job and says "go" (one signal)."""
+
+CLAIM_AHEAD = 0.01
+"""Seconds before its slot that a job queued ahead is claimed (``Running``, startedAt its
+slot), so that the store's transaction is done when the slot comes; the engine then waits
+for the slot itself and starts it."""
+
+HOLD_LIMIT = 300.0
+"""Seconds a held process waits for its "go" before it gives up and ends, having run
+nothing (its job then starts the plain way, when its turn comes)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +147,21 @@ class _Running:
     ladder_done: threading.Event = field(default_factory=threading.Event)
     over_time: bool = False
     progress_mtime: int = 0
+
+
+@dataclass
+class _Held:
+    """A queued job whose process is forked already and waits for its "go" (see
+    ``ForkServer.submit``): a job queued ahead of its slot, or next in line for a free
+    place under ``maxConcurrentTasks``."""
+
+    job_id: int
+    task_id: str | None
+    runspace_id: int
+    ticket: int
+    generation: int
+    pid: int | None = None
+    create_time: float | None = None
 
 
 @dataclass
@@ -217,6 +248,10 @@ class Engine:
         self._woken = False
         self._stop_jobs_on_exit = True
         self._forks: ForkServer | None = ForkServer() if fork_server else None
+        self._held: dict[int, _Held] = {}  # by job id
+        self._ahead: dict[int, tuple[str, datetime]] = {}  # queued ahead: job -> task, slot
+        self._prepare_now = True
+        self._last_prepare = 0.0
 
     # -- public ------------------------------------------------------------------------------
 
@@ -291,8 +326,9 @@ class Engine:
                 self._last_reload = mono
                 self._reload(now)
             self._fire_due(now)
-            self._dispatch(now)
-            self._handle_stop_requests()
+            released = self._dispatch(self.clock.now())
+            self._prepare(now)
+            self._handle_stop_requests(released=released)
             if mono - self._last_retention >= 3600:
                 self._last_retention = mono
                 self._retention(now)
@@ -305,7 +341,11 @@ class Engine:
         if self._active:
             wake = self.scheduler.next_wakeup()
             if wake is not None:
-                timeout = min(timeout, max(0.0, (wake - now).total_seconds()))
+                lead = PREPARE_AHEAD if self._forks is not None else 0.0
+                timeout = min(timeout, max(0.0, (wake - now).total_seconds() - lead))
+            if self._ahead:
+                slot = min(slot for _, slot in self._ahead.values())
+                timeout = min(timeout, max(0.0, (slot - now).total_seconds() - CLAIM_AHEAD))
         return timeout
 
     def _wait(self, timeout: float) -> None:
@@ -389,7 +429,12 @@ class Engine:
         )
 
     def _fire_due(self, now: datetime) -> None:
-        fires, missed = self.scheduler.due(now)
+        """Queue the jobs of the slots due now, and (with the fork server) of those due
+        within ``PREPARE_AHEAD``: those wait in the queue for their slot, their process
+        forked and held meanwhile (``_prepare``); their overlap check is made at the slot
+        (``_dispatch``)."""
+        until = now + timedelta(seconds=PREPARE_AHEAD) if self._forks is not None else None
+        fires, missed = self.scheduler.due(now, until=until)
         for miss in missed:
             _log.info(
                 "task %s missed its slots from %s on (misfire); next run %s",
@@ -399,14 +444,14 @@ class Engine:
             )
         if not fires:
             return
-        active = self.store.active_jobs_by_task()
+        active = self.store.active_jobs_by_task() if any(f.slot <= now for f in fires) else {}
         rows: list[dict[str, Any]] = []
         for fire in fires:
             definition = self._definitions.get(fire.task_id)
             if definition is None or not definition.enabled:
                 continue
             busy = active.get(fire.task_id, 0)
-            if busy >= definition.max_instances:
+            if fire.slot <= now and busy >= definition.max_instances:
                 self.store.record_skip(
                     fire.task_id,
                     fire.slot,
@@ -427,31 +472,68 @@ class Engine:
                     "scheduled_for": fire.slot,
                 }
             )
-            active[fire.task_id] = busy + 1
+            if fire.slot <= now:
+                active[fire.task_id] = busy + 1
         # the slots due together go in at once; a slot another engine ran already is skipped
-        self.store.insert_jobs(rows)
+        for row, job_id in zip(rows, self.store.insert_jobs(rows), strict=True):
+            if job_id is not None and row["scheduled_for"] > now:
+                self._ahead[job_id] = (row["task_id"], row["scheduled_for"])
+                self._prepare_now = True
 
     # -- starting jobs -----------------------------------------------------------------------
 
-    def _dispatch(self, now: datetime) -> None:
-        """Start queued jobs, first in first out, up to ``maxConcurrentTasks`` running.
+    def _dispatch(self, now: datetime) -> bool:
+        """Start queued jobs, first in first out, up to ``maxConcurrentTasks`` running;
+        True when any was started.
 
-        In three steps, so that jobs due together start together: one transaction claims
-        them all and opens their runspaces, then all are started (Python jobs by one
-        request to the fork server), then one transaction records their processes."""
+        A job whose process is held (``_prepare``) is claimed, with its process, in one
+        transaction with the others; jobs queued ahead of their slot are claimed up to
+        ``CLAIM_AHEAD`` before it. At the slot each held process gets its "go". The
+        others then start together: Python jobs by one request to the fork server, then
+        one transaction records their processes."""
         cap = int(self.settings().get("maxConcurrentTasks", 10))
         free = cap - len(self._running)
         if free <= 0:
-            return
-        queued = [
-            JobStart(job_id=j.id, name=j.name, task_id=j.task_id, app=j.app, owner=j.owner)
-            for j in self.store.queued_jobs(limit=free)
-        ]
+            return False
+        due_by = now + timedelta(seconds=CLAIM_AHEAD)
+        slots = {job_id: slot for job_id, (_, slot) in self._ahead.items() if slot > now}
+        queued = self._overlap_checked(
+            [
+                JobStart(job_id=j.id, name=j.name, task_id=j.task_id, app=j.app, owner=j.owner)
+                for j in self.store.queued_jobs(limit=free, due_by=due_by)
+            ],
+            now,
+        )
         if not queued:
-            return
+            return False
+        if len(queued) == free:  # more may wait for a place: hold the next ones now
+            self._prepare_now = True
+        self._collect_held()
+        held = {
+            job.job_id: (h.runspace_id, h.pid, h.create_time)
+            for job in queued
+            if (h := self._usable_held(job.job_id)) is not None
+            and h.pid is not None  # (for mypy: a usable one has both)
+            and h.create_time is not None
+        }
         now = self.clock.now()
+        early = {job.job_id: slots[job.job_id] for job in queued if job.job_id in slots}
+        claims = self.store.start_jobs(queued, now=now, held=held, start_times=early)
+        ready = sorted(
+            (c for c in claims if c[0].job_id in held), key=lambda c: early.get(c[0].job_id, now)
+        )
+        for _, group in itertools.groupby(ready, key=lambda c: early.get(c[0].job_id, now)):
+            self._release(list(group), early)  # forked and set up: one signal each
+        for job_id in set(held) - {claim.job_id for claim, _, _ in claims}:
+            self._let_go([job_id])  # stopped or removed while it waited
+        self._wait_until(
+            max((early[c.job_id] for c, _, _ in claims if c.job_id in early), default=None)
+        )
         prepared = []
-        for claim, command, runspace_id in self.store.start_jobs(queued, now=now):
+        for claim, command, runspace_id in claims:
+            if claim.job_id in held:
+                continue
+            started_at = early.get(claim.job_id, now)
             files = JobFiles(self.jobs_dir / str(claim.job_id))
             try:
                 env = environment_for(
@@ -472,7 +554,7 @@ class Engine:
                     name=claim.name,
                     task_id=claim.task_id,
                     owner=claim.owner,
-                    started_at=now,
+                    started_at=started_at,
                     files=files,
                     command=command,
                     runspace_id=runspace_id,
@@ -503,6 +585,227 @@ class Engine:
         )
         for start, pid, created, process in started:
             self._watch_started(start, pid, created, process)
+        return True
+
+    def _wait_until(self, when: datetime | None) -> None:
+        """Sleep until ``when`` (a slot at most ``CLAIM_AHEAD`` away)."""
+        if when is not None:
+            delay = (when - self.clock.now()).total_seconds()
+            if delay > 0:
+                time.sleep(min(delay, CLAIM_AHEAD))
+
+    def _overlap_checked(self, queued: list[JobStart], now: datetime) -> list[JobStart]:
+        """The jobs of ``queued`` to start, after the check a job queued ahead of its slot
+        skipped: its task must still be enabled, and its running jobs (and those queued
+        before it) fewer than ``maxInstances``; else the slot is skipped (and recorded so
+        when the task was busy)."""
+        if not any(job.job_id in self._ahead for job in queued):
+            return queued
+        busy = collections.Counter(r.task_id for r in self._running.values() if r.task_id)
+        keep: list[JobStart] = []
+        dropped: list[int] = []
+        for job in queued:
+            ahead = self._ahead.pop(job.job_id, None)
+            if ahead is not None:
+                task_id, slot = ahead
+                definition = self._definitions.get(task_id)
+                if definition is None or not definition.enabled:
+                    dropped.append(job.job_id)
+                    continue
+                if busy[task_id] >= definition.max_instances:
+                    dropped.append(job.job_id)
+                    self.store.record_skip(
+                        task_id,
+                        slot,
+                        reason=f"the previous run was still running ({busy[task_id]} active)",
+                        now=now,
+                    )
+                    _log.info("task %s slot %s skipped: still running", task_id, slot)
+                    continue
+            if job.task_id:
+                busy[job.task_id] += 1
+            keep.append(job)
+        if dropped:
+            self.store.drop_queued(dropped)
+            self._let_go(dropped)
+        return keep
+
+    def _release(
+        self,
+        claims: list[tuple[JobStart, dict[str, Any], int]],
+        early: Mapping[int, datetime],
+    ) -> None:
+        """Start the held processes of ``claims``, jobs claimed for the same moment: at that
+        moment (their slot, when claimed ahead of it) each gets its "go", then the engine
+        watches them."""
+        self._wait_until(early.get(claims[0][0].job_id))
+        went = [ForkServer.go(self._held[claim.job_id].pid or 0) for claim, _, _ in claims]
+        now = self.clock.now()
+        for (claim, command, runspace_id), started in zip(claims, went, strict=True):
+            held = self._held.pop(claim.job_id)
+            assert held.pid is not None and held.create_time is not None
+            start = _Start(
+                job_id=claim.job_id,
+                name=claim.name,
+                task_id=claim.task_id,
+                owner=claim.owner,
+                started_at=early.get(claim.job_id, now),
+                files=JobFiles(self.jobs_dir / str(claim.job_id)),
+                command=command,
+                runspace_id=runspace_id,
+                env={},
+            )
+            if started:
+                self._watch_started(start, held.pid, held.create_time, None)
+            else:
+                self._fail_to_start(
+                    claim.job_id,
+                    claim.task_id,
+                    runspace_id,
+                    start.files,
+                    OSError("its process, forked ahead, was gone"),
+                )
+
+    def _usable_held(self, job_id: int) -> _Held | None:
+        """The held process of ``job_id`` when it can be started (it waits, and its fork
+        server is the current one); a held process that cannot is let go."""
+        held = self._held.get(job_id)
+        forks = self._forks
+        if held is None or forks is None:
+            return None
+        if held.pid is None and held.generation == forks.generation:
+            outcome = forks.answer(held.ticket, timeout=1.0)  # forked a moment ago
+            if isinstance(outcome, int):
+                held.pid, held.create_time = outcome, create_time_of(outcome)
+        if (
+            held.generation != forks.generation
+            or held.pid is None
+            or held.create_time is None
+            or forks.exited(held.pid)
+        ):
+            self._let_go([job_id])
+            return None
+        return held
+
+    def _preparable(self, command: Mapping[str, Any], env: Mapping[str, str]) -> bool:
+        """Whether a job's process can be forked ahead: a Python script, or an executable
+        that can be found (one that cannot fails at its start, as without holding)."""
+        if command.get("kind") == "python":
+            return bool(command.get("script"))
+        argv = command.get("argv") or ()
+        if not argv:
+            return False
+        program = str(argv[0])
+        if os.sep in program:
+            path = Path(command.get("cwd") or ".", program)
+            return path.is_file() and os.access(path, os.X_OK)
+        return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
+
+    def _prepare(self, now: datetime) -> None:
+        """Fork and hold the processes of the queued jobs next in line (at most
+        ``maxConcurrentTasks`` held at once): the jobs queued ahead of their slot, and
+        those waiting for a free place. Run when the queue moved, else once a second."""
+        forks = self._forks
+        if forks is None:
+            return
+        mono = time.monotonic()
+        if not self._prepare_now and mono - self._last_prepare < 1.0:
+            self._collect_held()
+            return
+        self._prepare_now = False
+        self._last_prepare = mono
+        self._collect_held()
+        cap = int(self.settings().get("maxConcurrentTasks", 10))
+        room = cap - len(self._held)
+        if room <= 0:
+            return
+        candidates = [
+            (start, command)
+            for start, command in self.store.next_queued(limit=cap + len(self._held))
+            if start.job_id not in self._held
+        ][:room]
+        if not candidates:
+            return
+        starts = [start for start, _ in candidates]
+        commands = {start.job_id: command for start, command in candidates}
+        runspaces = self.store.open_workers(starts, now=now)
+        requests = []
+        unused: list[int] = []
+        for start, runspace_id in zip(starts, runspaces, strict=True):
+            files = JobFiles(self.jobs_dir / str(start.job_id))
+            command = commands[start.job_id]
+            try:
+                env = environment_for(
+                    command,
+                    job_id=start.job_id,
+                    store_id=self._store_id,
+                    runspace_id=runspace_id,
+                    site_dir=self.site_dir,
+                    data_dir=self.data_dir,
+                    files=files,
+                )
+            except Exception:  # a broken command row: it fails when it is started
+                unused.append(runspace_id)
+                continue
+            if not self._preparable(command, env):
+                unused.append(runspace_id)
+                continue
+            requests.append((start, runspace_id, (command, env, files)))
+        self.store.close_workers(unused, now=now)
+        try:
+            tickets = forks.submit([r[2] for r in requests], hold=HOLD_LIMIT)
+        except OSError as exc:
+            _log.warning("fork server failed (%s); jobs start without being held", exc)
+            self.store.close_workers([r[1] for r in requests], now=now)
+            return
+        for (start, runspace_id, _), ticket in zip(requests, tickets, strict=True):
+            self._held[start.job_id] = _Held(
+                job_id=start.job_id,
+                task_id=start.task_id,
+                runspace_id=runspace_id,
+                ticket=ticket,
+                generation=forks.generation,
+            )
+
+    def _collect_held(self) -> None:
+        """Take the pids of the held processes the fork server has forked since; let go
+        of those it could not fork and of those that gave up waiting."""
+        forks = self._forks
+        if forks is None or not self._held:
+            return
+        answers = forks.poll()
+        failed: list[int] = []
+        for held in self._held.values():
+            if held.pid is None and held.ticket in answers:
+                outcome = answers[held.ticket]
+                if isinstance(outcome, OSError):
+                    failed.append(held.job_id)
+                else:
+                    held.pid = outcome
+                    held.create_time = create_time_of(outcome)
+                    if held.create_time is None:
+                        failed.append(held.job_id)
+            elif held.pid is not None and forks.exited(held.pid):
+                failed.append(held.job_id)
+        self._let_go(failed)
+
+    def _let_go(self, job_ids: Sequence[int]) -> None:
+        """End the held processes of ``job_ids`` (they ran nothing) and close their
+        runspaces."""
+        let_go = [held for job_id in job_ids if (held := self._held.pop(job_id, None))]
+        if not let_go:
+            return
+        forks = self._forks
+        for held in let_go:
+            if held.pid is None and forks is not None:  # forked, or about to be
+                outcome = forks.answer(held.ticket, timeout=2.0)
+                held.pid = outcome if isinstance(outcome, int) else None
+            if held.pid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(held.pid, signal.SIGKILL)
+                if forks is not None:
+                    forks.forget(held.pid)
+        self.store.close_workers([held.runspace_id for held in let_go], now=self.clock.now())
 
     def _watch_started(
         self, start: _Start, pid: int, create_time: float, popen: subprocess.Popen[bytes] | None
@@ -637,14 +940,16 @@ class Engine:
                     "timeout", message, task_id=running.task_id, job_id=running.job_id
                 )
 
-    def _handle_stop_requests(self) -> None:
+    def _handle_stop_requests(self, *, released: bool = False) -> None:
         """Start the ladder of the running jobs someone asked to stop. The store is asked
         only while jobs run, and at most once a poll interval unless ``wake()`` was called
-        (a burst of job ends turns the loop far more often)."""
+        (a burst of job ends turns the loop far more often); in a turn that just started
+        jobs (``released``), at most once in two, leaving the cores to the new jobs."""
         if not self._running:
             return  # a queued job is stopped by the request itself
         mono = time.monotonic()
-        if not self._woken and mono - self._last_stop_poll < self.poll_interval:
+        interval = self.poll_interval * (2 if released else 1)
+        if not self._woken and mono - self._last_stop_poll < interval:
             return
         self._woken = False
         self._last_stop_poll = mono
@@ -902,6 +1207,8 @@ class Engine:
                 error=error,
             )
         self._record_ends()  # before the first slots are fired (their overlap check)
+        # processes a stopped engine held for queued jobs end by themselves (HOLD_LIMIT)
+        self.store.close_unstarted_workers(host=self._host, now=now)
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -957,6 +1264,8 @@ class Engine:
                         self._poll_exit(running)
         self._ends_retry_at = 0.0
         self._record_ends()
+        with contextlib.suppress(Exception):  # a broken store must not keep the lease
+            self._let_go(list(self._held))
         if self._active:
             self.store.release_lease(self.holder, now=self.clock.now(), checkpoint=self._checkpoint)
             self._active = False

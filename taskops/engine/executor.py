@@ -10,7 +10,9 @@ else is executed directly.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import json
 import os
 import select
@@ -25,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from taskops.inspect.processes import JOB_TAG, RUNSPACE_TAG, STORE_TAG, TASK_TAG
+
+GO_SIGNAL = signal.SIGUSR1
+"""The "go" of a held child (the runner's ``GO_SIGNAL``)."""
 
 __all__ = [
     "RUNNER",
@@ -168,30 +173,44 @@ def spawn(
 
 
 class ForkServer:
-    """The runner's fork server, ``python _runner.py --serve``, kept by the engine: a Python
-    job is forked from an interpreter that has started already, so it begins about a
+    """The runner's fork server, ``python _runner.py --serve``, kept by the engine: a job is
+    forked from an interpreter that has started already, so a Python job begins about a
     millisecond after it is due instead of after an interpreter's start-up (~25 ms here,
     more on a busy machine), and costs no more CPU than a fork.
 
+    A job can also be *held* (:meth:`submit` with ``hold``): forked ahead, set up (session,
+    output files, folder, environment) and waiting for :meth:`go`, which is one signal.
+    That is how the engine starts a job at its slot without paying for the fork then.
+
     The protocol is ``_runner.serve``'s: one JSON request per line, one reply per request,
     and a line for each job's end. Used from the engine's thread only. When the server
-    cannot be started or dies, :meth:`run` raises OSError and the engine starts the job
+    cannot be started or dies, requests fail with OSError and the engine starts the job
     the plain way."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
         self._pending = b""
-        self._replies: list[dict[str, Any]] = []
+        self._waiting: collections.deque[int] = collections.deque()  # tickets, in order
+        self._answers: dict[int, int | OSError] = {}
+        self._tickets = itertools.count(1)
         self._exits: dict[int, int] = {}
+        self.generation = 0
+        """Counts the servers started: a held child of an earlier one cannot be trusted
+        (its end would never be reported)."""
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def start(self) -> None:
         """Start the server (again, when it died). Raises OSError."""
-        if self._process is not None and self._process.poll() is None:
+        if self.alive:
             return
+        self._fail_waiting("the fork server was restarted")
         self._process = subprocess.Popen(
             [sys.executable, str(RUNNER), SERVE_FLAG],
             stdin=subprocess.PIPE,
@@ -201,12 +220,13 @@ class ForkServer:
         )
         assert self._process.stdout is not None
         os.set_blocking(self._process.stdout.fileno(), False)
-        self._pending, self._replies = b"", []
+        self._pending = b""
+        self.generation += 1
 
     def run(self, command: Mapping[str, Any], *, env: Mapping[str, str], files: JobFiles) -> int:
-        """Fork the Python job ``command`` with ``env``, output appended to its files;
-        returns its pid. Raises OSError when the server is gone or refuses (a missing
-        working folder)."""
+        """Fork the job ``command`` with ``env``, output appended to its files; returns its
+        pid. Raises OSError when the server is gone or refuses (a missing working
+        folder)."""
         outcome = self.run_many([(command, env, files)])[0]
         if isinstance(outcome, OSError):
             raise outcome
@@ -219,6 +239,19 @@ class ForkServer:
         before the first answer is read, so each starts as soon as the server gets to it.
         Returns the pid of each, or the OSError that kept it from starting. Raises OSError
         when the server is gone."""
+        tickets = self.submit(jobs)
+        return [self.answer(ticket, timeout=10.0) for ticket in tickets]
+
+    def submit(
+        self,
+        jobs: Sequence[tuple[Mapping[str, Any], Mapping[str, str], JobFiles]],
+        *,
+        hold: float | None = None,
+    ) -> list[int]:
+        """Send the requests for ``jobs`` without waiting for the answers; returns a ticket
+        for each (see :meth:`answer`). With ``hold`` each child waits for :meth:`go`, at
+        most ``hold`` seconds, before it runs anything. Raises OSError when the server is
+        gone."""
         if not jobs:
             return []
         self.start()
@@ -227,24 +260,63 @@ class ForkServer:
         lines = []
         for command, env, files in jobs:
             files.folder.mkdir(parents=True, exist_ok=True)
-            request = {
-                "script": str(command["script"]),
+            request: dict[str, Any] = {
                 "cwd": command.get("cwd") or None,
                 "env": dict(env),
                 "stdout": str(files.stdout),
                 "stderr": str(files.stderr),
             }
+            if command.get("kind") == "python" or not command.get("argv"):
+                request["script"] = str(command["script"])
+            else:
+                request["argv"] = argv_for(command)
+            if hold is not None:
+                request["hold"] = hold
             lines.append(json.dumps(request) + "\n")
         try:
             process.stdin.write("".join(lines).encode())
             process.stdin.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise OSError(f"the fork server is gone: {exc}") from exc
-        outcomes: list[int | OSError] = []
-        for _ in jobs:
-            reply = self._reply(timeout=10.0)
-            outcomes.append(OSError(str(reply["error"])) if "error" in reply else int(reply["pid"]))
-        return outcomes
+        tickets = [next(self._tickets) for _ in jobs]
+        self._waiting.extend(tickets)
+        return tickets
+
+    def answer(self, ticket: int, *, timeout: float) -> int | OSError:
+        """The pid the request ``ticket`` forked, or the OSError that kept it from
+        starting, waiting up to ``timeout`` seconds for it."""
+        deadline = time.monotonic() + timeout
+        while ticket not in self._answers:
+            if ticket not in self._waiting:
+                return OSError("the fork server did not answer (it was restarted)")
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(left):
+                if not self.alive:
+                    self._fail_waiting("the fork server is gone")
+                    continue
+                return OSError("the fork server did not answer")
+        return self._answers.pop(ticket)
+
+    def poll(self) -> dict[int, int | OSError]:
+        """The answers that have come, by ticket, without waiting (each given once)."""
+        while self._read(0):
+            pass
+        answers, self._answers = self._answers, {}
+        return answers
+
+    @staticmethod
+    def go(pid: int) -> bool:
+        """Start the held child ``pid``; False when it is gone."""
+        try:
+            os.kill(pid, GO_SIGNAL)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def exited(self, pid: int) -> bool:
+        """True once the server has reported the end of its child ``pid`` (a held child
+        that gave up waiting, say); the report stays for :meth:`exit_code`."""
+        return pid in self._exits
 
     def exit_code(self, pid: int, *, timeout: float = 0.0) -> int | None:
         """The exit code of the job ``pid`` (negative: the signal that ended it) once the
@@ -257,9 +329,14 @@ class ForkServer:
                 break
         return self._exits.pop(pid, None)
 
+    def forget(self, pid: int) -> None:
+        """Drop the end report of ``pid`` (a held child that was never started)."""
+        self._exits.pop(pid, None)
+
     def close(self) -> None:
         """Stop the server (jobs it started run on)."""
         process, self._process = self._process, None
+        self._fail_waiting("the fork server was closed")
         if process is None:
             return
         if process.stdin is not None:
@@ -273,13 +350,9 @@ class ForkServer:
         if process.stdout is not None:
             process.stdout.close()
 
-    def _reply(self, *, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while not self._replies:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._read(left):
-                raise OSError("the fork server did not answer")
-        return self._replies.pop(0)
+    def _fail_waiting(self, why: str) -> None:
+        while self._waiting:
+            self._answers[self._waiting.popleft()] = OSError(why)
 
     def _read(self, timeout: float) -> bool:
         """Take in what the server wrote, waiting up to ``timeout`` for something. False
@@ -301,8 +374,12 @@ class ForkServer:
             message = json.loads(line)
             if "exited" in message:
                 self._exits[int(message["exited"])] = int(message["code"])
-            else:
-                self._replies.append(message)
+            elif self._waiting:
+                ticket = self._waiting.popleft()
+                error = message.get("error")
+                self._answers[ticket] = (
+                    OSError(str(error)) if error is not None else int(message["pid"])
+                )
         return True
 
 

@@ -121,13 +121,17 @@ class Scheduler:
         slots = [w for w, _, tid, v in self._heap if tid == task_id and v == entry.version]
         return min(slots) if slots else None
 
-    def due(self, now: datetime) -> tuple[list[Fire], list[Missed]]:
-        """Every slot at or before ``now``, in time order, as fires; misfired ones according
-        to their task's policy. Each slot comes out once: the task's next slot is pushed."""
+    def due(
+        self, now: datetime, *, until: datetime | None = None
+    ) -> tuple[list[Fire], list[Missed]]:
+        """Every slot at or before ``until`` (default ``now``; later: the slots coming up,
+        taken ahead), in time order, as fires; those missed by ``now`` according to their
+        task's policy. Each slot comes out once: the task's next slot is pushed."""
         now = now.astimezone(UTC)
+        last = max(now, until.astimezone(UTC)) if until is not None else now
         fires: list[Fire] = []
         missed: list[Missed] = []
-        while self._heap and self._heap[0][0] <= now:
+        while self._heap and self._heap[0][0] <= last:
             when, _, task_id, version = heapq.heappop(self._heap)
             entry = self._entries.get(task_id)
             if entry is None or entry.version != version:

@@ -559,16 +559,43 @@ class Store:
 
     # -- job lifecycle (used by the engine) ------------------------------------------------
 
-    def queued_jobs(self, *, limit: int = 1000) -> list[Job]:
-        """Queued jobs, oldest first (first in, first out)."""
+    def queued_jobs(self, *, limit: int = 1000, due_by: datetime | None = None) -> list[Job]:
+        """Queued jobs, oldest first (first in, first out). With ``due_by``, only those
+        that may start then: a job the engine queued ahead of its slot waits for it."""
+        query = sa.select(t.jobs).where(t.jobs.c.state == JobState.QUEUED.value)
+        if due_by is not None:
+            query = query.where(
+                sa.or_(t.jobs.c.scheduled_for.is_(None), t.jobs.c.scheduled_for <= due_by)
+            )
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(t.jobs.c.id).limit(limit)).all()
+        return [_job(row._mapping) for row in rows]
+
+    def next_queued(self, *, limit: int) -> list[tuple[JobStart, dict[str, Any]]]:
+        """The first ``limit`` queued jobs (those queued ahead of their slot included), in
+        the order they start, each with its stored command, unmasked (only the engine runs
+        it)."""
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(t.jobs)
+                sa.select(
+                    t.jobs.c.id,
+                    t.jobs.c.name,
+                    t.jobs.c.task_id,
+                    t.jobs.c.app,
+                    t.jobs.c.owner,
+                    t.jobs.c.command,
+                )
                 .where(t.jobs.c.state == JobState.QUEUED.value)
                 .order_by(t.jobs.c.id)
                 .limit(limit)
             ).all()
-        return [_job(row._mapping) for row in rows]
+        return [
+            (
+                JobStart(job_id=r.id, name=r.name, task_id=r.task_id, app=r.app, owner=r.owner),
+                dict(r.command or {}),
+            )
+            for r in rows
+        ]
 
     def job_command(self, job_id: int) -> dict[str, Any]:
         """The stored command of a job, unmasked (only the engine runs it). Raises NotFound."""
@@ -632,15 +659,110 @@ class Store:
                     out.append(None)
             return out
 
+    def open_workers(self, starts: Sequence[JobStart], *, now: datetime) -> list[int]:
+        """Open a worker runspace (``Opening``, no process yet) for each of these queued
+        jobs, whose process the engine forks ahead and holds until the job starts; their
+        ids, in order. One transaction."""
+        if not starts:
+            return []
+        host = socket.gethostname()
+        with self._write() as conn:
+            ids = (
+                conn.execute(
+                    _OPEN_WORKER,
+                    [
+                        _worker_row(start, host=host, now=now, availability=Availability.AVAILABLE)
+                        for start in starts
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+        return [int(runspace_id) for runspace_id in ids]
+
+    def close_workers(self, runspace_ids: Sequence[int], *, now: datetime) -> None:
+        """Close the live runspaces ``runspace_ids`` (held processes the engine let go of;
+        their jobs never started). One transaction."""
+        if not runspace_ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                t.runspaces.update()
+                .where(
+                    t.runspaces.c.id.in_(list(runspace_ids)),
+                    t.runspaces.c.state.in_([s.value for s in RunspaceState if s.live]),
+                )
+                .values(
+                    state=RunspaceState.CLOSED.value,
+                    availability=Availability.NONE.value,
+                    closed_at=now,
+                )
+            )
+
+    def close_unstarted_workers(self, *, host: str, now: datetime) -> int:
+        """Close the worker runspaces on ``host`` whose job never started (an engine that
+        stopped without closing the processes it held); how many."""
+        with self._write() as conn:
+            done = conn.execute(
+                t.runspaces.update()
+                .where(
+                    t.runspaces.c.host == host,
+                    t.runspaces.c.kind == RunspaceKind.WORKER.value,
+                    t.runspaces.c.state.in_([s.value for s in RunspaceState if s.live]),
+                    t.runspaces.c.job_id.in_(
+                        sa.select(t.jobs.c.id).where(t.jobs.c.state == JobState.QUEUED.value)
+                    ),
+                )
+                .values(
+                    state=RunspaceState.CLOSED.value,
+                    availability=Availability.NONE.value,
+                    closed_at=now,
+                )
+            )
+            return int(done.rowcount)
+
+    def drop_queued(self, job_ids: Sequence[int]) -> list[int]:
+        """Delete the jobs ``job_ids`` that are still queued (queued ahead of a slot that is
+        not to run after all); the ids deleted."""
+        if not job_ids:
+            return []
+        with self._write() as conn:
+            gone = (
+                conn.execute(
+                    t.jobs.delete()
+                    .where(
+                        t.jobs.c.id.in_(list(job_ids)),
+                        t.jobs.c.state == JobState.QUEUED.value,
+                    )
+                    .returning(t.jobs.c.id)
+                )
+                .scalars()
+                .all()
+            )
+        return [int(job_id) for job_id in gone]
+
     def start_jobs(
-        self, starts: Sequence[JobStart], *, now: datetime
+        self,
+        starts: Sequence[JobStart],
+        *,
+        now: datetime,
+        held: Mapping[int, tuple[int, int, float]] | None = None,
+        start_times: Mapping[int, datetime] | None = None,
     ) -> list[tuple[JobStart, dict[str, Any], int]]:
         """Claim queued jobs (Queued -> Running) and open a worker runspace for each, in one
         transaction: ``(start, command, runspace id)`` of those still queued (a job stopped
         meanwhile is left out; the same job twice is claimed once). A handful of statements
-        whatever the number of jobs."""
+        whatever the number of jobs.
+
+        ``held`` maps the jobs whose process is forked already (held by the engine) to
+        ``(runspace id, pid, create time)``: those keep their runspace, and their process
+        is recorded in the same transaction (on the job and on the runspace, which becomes
+        ``Opened`` and ``Busy``). ``start_times`` gives the start of the jobs claimed a
+        moment before it (``startedAt``; default ``now``)."""
         if not starts:
             return []
+        held = held or {}
+        start_times = start_times or {}
         host = socket.gethostname()
         with self._write() as conn:
             found = {
@@ -658,35 +780,50 @@ class Store:
                 return []
             conn.execute(
                 _CLAIM_JOB,
-                [{"b_id": start.job_id, "b_now": now, "b_host": host} for start, _ in claimed],
+                [
+                    {
+                        "b_id": start.job_id,
+                        "b_now": start_times.get(start.job_id, now),
+                        "b_host": host,
+                    }
+                    for start, _ in claimed
+                ],
             )
-            runspace_ids = (
+            ready = [
+                (start.job_id, *held[start.job_id]) for start, _ in claimed if start.job_id in held
+            ]
+            if ready:
+                conn.execute(
+                    _SET_JOB_PROCESS,
+                    [
+                        {"b_id": job_id, "b_pid": pid, "b_create_time": created, "b_runspace": rs}
+                        for job_id, rs, pid, created in ready
+                    ],
+                )
+                conn.execute(
+                    _RUNSPACE_TAKES_JOB,
+                    [
+                        {"b_id": rs, "b_pid": pid, "b_create_time": created}
+                        for _, rs, pid, created in ready
+                    ],
+                )
+            fresh = [start for start, _ in claimed if start.job_id not in held]
+            opened = iter(
                 conn.execute(
                     _OPEN_WORKER,
                     [
-                        {
-                            "kind": RunspaceKind.WORKER.value,
-                            "pid": None,
-                            "create_time": None,
-                            "host": host,
-                            "owner": start.owner,
-                            "app": start.app,
-                            "task_id": start.task_id,
-                            "job_id": start.job_id,
-                            "purpose": start.name,
-                            "state": RunspaceState.OPENING.value,
-                            "availability": Availability.BUSY.value,
-                            "opened_at": now,
-                        }
-                        for start, _ in claimed
+                        _worker_row(start, host=host, now=now, availability=Availability.BUSY)
+                        for start in fresh
                     ],
                 )
                 .scalars()
                 .all()
+                if fresh
+                else ()
             )
         return [
-            (start, command, int(runspace_id))
-            for (start, command), runspace_id in zip(claimed, runspace_ids, strict=True)
+            (start, command, held[start.job_id][0] if start.job_id in held else int(next(opened)))
+            for start, command in claimed
         ]
 
     def set_processes(self, processes: Sequence[tuple[int, int, int, float]]) -> None:
@@ -1534,6 +1671,28 @@ _SET_RUNSPACE_PROCESS = (
     )
 )
 """A started job's process, on its row and its runspace's (executed for many at once)."""
+_RUNSPACE_TAKES_JOB = _SET_RUNSPACE_PROCESS.values(availability=Availability.BUSY.value)
+"""A held process starts its job: its runspace is ``Opened`` and ``Busy``."""
+
+
+def _worker_row(
+    start: JobStart, *, host: str, now: datetime, availability: Availability
+) -> dict[str, Any]:
+    """The runspace row of a job's worker process, before the process is known."""
+    return {
+        "kind": RunspaceKind.WORKER.value,
+        "pid": None,
+        "create_time": None,
+        "host": host,
+        "owner": start.owner,
+        "app": start.app,
+        "task_id": start.task_id,
+        "job_id": start.job_id,
+        "purpose": start.name,
+        "state": RunspaceState.OPENING.value,
+        "availability": availability.value,
+        "opened_at": now,
+    }
 
 
 def _slot_key(conn: Connection, row: Mapping[str, Any]) -> tuple[str | None, float] | None:
