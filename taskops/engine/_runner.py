@@ -698,7 +698,7 @@ def _forked_job(job: Mapping[str, Any], server_fds: Sequence[int]) -> int:
         hold = job.get("hold")
         if hold is not None:
             _warm_up()
-            if signal.sigtimedwait({GO_SIGNAL}, float(hold)) is None:
+            if not _wait_for_go(float(hold)):
                 return NOT_RELEASED  # the engine did not start it (it went away, or gave up)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {GO_SIGNAL})
         if run is not None and _file_stamp(job["script"]) != read:
@@ -769,6 +769,19 @@ def _warm_up() -> None:
     module.run(None)
     json.dumps({"exitCode": 0, "error": None})
     threading.enumerate()
+
+
+def _wait_for_go(hold: float) -> bool:
+    """Wait for the engine's "go", at most ``hold`` seconds; False when none came, or when
+    the fork server ended meanwhile (its engine is gone: nobody will say "go")."""
+    server = os.getppid()
+    deadline = time.monotonic() + hold
+    while (left := deadline - time.monotonic()) > 0:
+        if signal.sigtimedwait({GO_SIGNAL}, min(left, 1.0)) is not None:
+            return True
+        if os.getppid() != server:
+            return False
+    return False
 
 
 def _file_stamp(path: str) -> tuple[int, int] | None:

@@ -343,9 +343,9 @@ class Engine:
             if wake is not None:
                 lead = PREPARE_AHEAD if self._forks is not None else 0.0
                 timeout = min(timeout, max(0.0, (wake - now).total_seconds() - lead))
-            if self._ahead:
-                slot = min(slot for _, slot in self._ahead.values())
-                timeout = min(timeout, max(0.0, (slot - now).total_seconds() - CLAIM_AHEAD))
+            coming = [slot for _, slot in self._ahead.values() if slot > now]
+            if coming:
+                timeout = min(timeout, max(0.0, (min(coming) - now).total_seconds() - CLAIM_AHEAD))
         return timeout
 
     def _wait(self, timeout: float) -> None:
@@ -639,7 +639,8 @@ class Engine:
         moment (their slot, when claimed ahead of it) each gets its "go", then the engine
         watches them."""
         self._wait_until(early.get(claims[0][0].job_id))
-        went = [ForkServer.go(self._held[claim.job_id].pid or 0) for claim, _, _ in claims]
+        pids = [self._held[claim.job_id].pid for claim, _, _ in claims]
+        went = [pid is not None and ForkServer.go(pid) for pid in pids]
         now = self.clock.now()
         for (claim, command, runspace_id), started in zip(claims, went, strict=True):
             held = self._held.pop(claim.job_id)
@@ -715,6 +716,7 @@ class Engine:
         self._prepare_now = False
         self._last_prepare = mono
         self._collect_held()
+        self._forget_gone()
         cap = int(self.settings().get("maxConcurrentTasks", 10))
         room = cap - len(self._held)
         if room <= 0:
@@ -767,6 +769,17 @@ class Engine:
                 generation=forks.generation,
             )
 
+    def _forget_gone(self) -> None:
+        """Let go of the held processes, and forget the jobs queued ahead, that are no
+        longer queued (stopped or removed while they waited)."""
+        waiting = set(self._held) | set(self._ahead)
+        if not waiting:
+            return
+        gone = waiting - self.store.still_queued(waiting)
+        for job_id in gone:
+            self._ahead.pop(job_id, None)
+        self._let_go([job_id for job_id in gone if job_id in self._held])
+
     def _collect_held(self) -> None:
         """Take the pids of the held processes the fork server has forked since; let go
         of those it could not fork and of those that gave up waiting."""
@@ -800,11 +813,11 @@ class Engine:
             if held.pid is None and forks is not None:  # forked, or about to be
                 outcome = forks.answer(held.ticket, timeout=2.0)
                 held.pid = outcome if isinstance(outcome, int) else None
-            if held.pid is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(held.pid, signal.SIGKILL)
-                if forks is not None:
-                    forks.forget(held.pid)
+            if held.pid is not None and forks is not None:
+                if not forks.exited(held.pid):  # (once reaped, its pid may be another's)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(held.pid, signal.SIGKILL)
+                forks.forget(held.pid)
         self.store.close_workers([held.runspace_id for held in let_go], now=self.clock.now())
 
     def _watch_started(

@@ -266,10 +266,12 @@ class ForkServer:
                 "stdout": str(files.stdout),
                 "stderr": str(files.stderr),
             }
-            if command.get("kind") == "python" or not command.get("argv"):
+            if command.get("kind") == "python" or (
+                command.get("script") and not command.get("argv")
+            ):
                 request["script"] = str(command["script"])
             else:
-                request["argv"] = argv_for(command)
+                request["argv"] = argv_for(command)  # ValueError when there is nothing to run
             if hold is not None:
                 request["hold"] = hold
             lines.append(json.dumps(request) + "\n")

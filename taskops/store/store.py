@@ -597,6 +597,19 @@ class Store:
             for r in rows
         ]
 
+    def still_queued(self, job_ids: Iterable[int]) -> set[int]:
+        """Those of ``job_ids`` that are still queued (not started, stopped or removed)."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return set()
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.jobs.c.id).where(
+                    t.jobs.c.id.in_(ids), t.jobs.c.state == JobState.QUEUED.value
+                )
+            ).scalars()
+            return {int(job_id) for job_id in rows}
+
     def job_command(self, job_id: int) -> dict[str, Any]:
         """The stored command of a job, unmasked (only the engine runs it). Raises NotFound."""
         with self._read() as conn:
@@ -700,18 +713,17 @@ class Store:
             )
 
     def close_unstarted_workers(self, *, host: str, now: datetime) -> int:
-        """Close the worker runspaces on ``host`` whose job never started (an engine that
-        stopped without closing the processes it held); how many."""
+        """Close the worker runspaces on ``host`` that never got their process recorded
+        (``Opening``): left by an engine that stopped without closing the processes it
+        held for queued jobs. How many. Only for an engine taking over, before it starts
+        anything."""
         with self._write() as conn:
             done = conn.execute(
                 t.runspaces.update()
                 .where(
                     t.runspaces.c.host == host,
                     t.runspaces.c.kind == RunspaceKind.WORKER.value,
-                    t.runspaces.c.state.in_([s.value for s in RunspaceState if s.live]),
-                    t.runspaces.c.job_id.in_(
-                        sa.select(t.jobs.c.id).where(t.jobs.c.state == JobState.QUEUED.value)
-                    ),
+                    t.runspaces.c.state == RunspaceState.OPENING.value,
                 )
                 .values(
                     state=RunspaceState.CLOSED.value,

@@ -1,0 +1,213 @@
+"""Jobs whose process is forked ahead and held until they start (the engine's side).
+
+A job of a slot due within ``PREPARE_AHEAD`` is queued ahead, and its process forked and
+held by the fork server; at the slot one signal starts it. Queued jobs next in line for a
+free place are held the same way. These tests run the engine in this process on a real
+site, with real processes; they check what a user sees: a job never starts before its
+slot, a held job that is not to run never runs (task disabled, job stopped, engine
+stopped), and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import taskops
+from taskops.engine.engine import Engine
+from taskops.engine.executor import RUNNER, SERVE_FLAG
+from taskops.errors import NotFound
+from taskops.model import Availability, Job, JobState, Runspace, RunspaceState
+from taskops.testing import wait_for
+
+Wait = Callable[..., Any]
+
+STAMP_PY = """import os
+import time
+
+
+def run(ctx):
+    first = time.time()
+    with open(os.environ["STAMPS"], "a") as out:
+        out.write(f"{ctx.job_id} {first!r} {os.environ['TASKOPS_RUNSPACE_ID']}\\n")
+    time.sleep(float(os.environ.get("NAP", "0")))
+"""
+
+STAMP_SH = """#!/bin/sh
+echo "$TASKOPS_JOB_ID $(date +%s.%N) $TASKOPS_RUNSPACE_ID" >> "$STAMPS"
+"""
+
+
+def _add_ticking_task(ops: taskops.TaskOps, site: Path, stamps: Path, kind: str) -> str:
+    script = site / ("tasks/stamp.py" if kind == "python" else "tasks/stamp.sh")
+    script.write_text(STAMP_PY if kind == "python" else STAMP_SH)
+    script.chmod(0o755)
+    ops.tasks.create(
+        {
+            "app": "global",
+            "name": "Tick",
+            "schedule": "* * * * * *",
+            "scriptPath": str(script.relative_to(site)),
+            "enabled": True,
+            "environment": {"STAMPS": str(stamps)},
+        }
+    )
+    return "global.Tick"
+
+
+def _stamps(path: Path) -> dict[int, tuple[float, int]]:
+    """job id -> (time of the task's first line, runspace id it was told)."""
+    if not path.exists():
+        return {}
+    found = {}
+    for line in path.read_text().splitlines():
+        job_id, moment, runspace = line.split()
+        found[int(job_id)] = (float(moment), int(runspace))
+    return found
+
+
+def _held(ops: taskops.TaskOps, task_id: str, *, ahead: float) -> tuple[Job, Runspace] | None:
+    """A job of ``task_id`` queued for a slot at least ``ahead`` seconds away, with the
+    runspace of its held process."""
+    now = datetime.now(UTC)
+    for job in ops.store.queued_jobs():
+        slot = job.scheduled_for
+        if job.task_id != task_id or slot is None or (slot - now).total_seconds() < ahead:
+            continue
+        for space in ops.runspaces.list(kind="worker"):
+            if space.job_id == job.id:
+                return job, space
+    return None
+
+
+def _fork_server_children() -> list[psutil.Process]:
+    """The processes this test's engine has forked (held or running jobs)."""
+    servers = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.cmdline()[1:] == [str(RUNNER), SERVE_FLAG]
+    ]
+    return [child for server in servers for child in server.children()]
+
+
+@pytest.mark.parametrize("kind", ["python", "executable"])
+def test_a_scheduled_job_is_forked_ahead_and_starts_at_its_slot_never_before(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine], kind: str
+) -> None:
+    stamps = esite / "stamps.txt"
+    task_id = _add_ticking_task(eops, esite, stamps, kind)
+    start_engine()
+    wait_for(lambda: len(_stamps(stamps)) >= 3, what="three runs")
+    eops.tasks.disable(task_id)
+    runs = {job.id: job for job in eops.jobs.list(task=task_id) if job.id in _stamps(stamps)}
+    assert len(runs) >= 3
+    for job_id, (first_line, runspace_id) in _stamps(stamps).items():
+        job = eops.jobs.get(job_id)
+        assert job.scheduled_for is not None
+        assert job.started_at == job.scheduled_for  # claimed for its slot
+        assert first_line >= job.scheduled_for.timestamp()  # the task's code: not before
+        assert runspace_id == job.runspace_id
+        space = eops.runspaces.get(runspace_id)
+        assert space.created_at < job.scheduled_for  # its process was there before the slot
+        assert space.pid == job.pid
+
+
+def test_a_task_disabled_before_its_slot_does_not_run(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    stamps = esite / "stamps.txt"
+    task_id = _add_ticking_task(eops, esite, stamps, "python")
+    start_engine(reload_interval=0.02)
+    job, space = wait_for(
+        lambda: _held(eops, task_id, ahead=0.3), what="a job held ahead of its slot"
+    )
+    assert space.state is RunspaceState.OPENING and space.availability is Availability.AVAILABLE
+    (held,) = wait_for(_fork_server_children, what="the held process")  # the only one
+    eops.tasks.disable(task_id)
+
+    def dropped() -> bool:
+        try:
+            eops.jobs.get(job.id)
+        except NotFound:
+            return True
+        return False
+
+    wait_for(dropped, what="the held job to be dropped at its slot")
+    assert job.id not in _stamps(stamps)  # its code never ran
+    assert eops.runspaces.get(space.id).state is RunspaceState.CLOSED
+    wait_for(lambda: not held.is_running(), what="the held process to end")
+
+
+def test_a_held_job_stopped_before_its_slot_never_runs(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    stamps = esite / "stamps.txt"
+    task_id = _add_ticking_task(eops, esite, stamps, "python")
+    start_engine()
+    job, space = wait_for(
+        lambda: _held(eops, task_id, ahead=0.3), what="a job held ahead of its slot"
+    )
+    stopped = eops.jobs.stop(job.id)
+    assert stopped.state is JobState.STOPPED
+    wait_for(
+        lambda: eops.runspaces.get(space.id).state is RunspaceState.CLOSED,
+        what="its held process to be let go at its slot",
+    )
+    wait_for(lambda: any(j > job.id for j in _stamps(stamps)), what="the next slot's run")
+    eops.tasks.disable(task_id)
+    assert job.id not in _stamps(stamps)
+    after = eops.jobs.get(job.id)
+    assert after.state is JobState.STOPPED and after.started_at is None
+
+
+def test_queued_jobs_next_in_line_are_held_and_start_in_order(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine], wait_finished: Wait
+) -> None:
+    eops.settings.update({"maxConcurrentTasks": 1})
+    stamps = esite / "stamps.txt"
+    (esite / "tasks/stamp.py").write_text(STAMP_PY)
+    start_engine()
+    env = {"STAMPS": str(stamps), "NAP": "0.5"}
+    jobs = [eops.jobs.start("tasks/stamp.py", env=env) for _ in range(3)]
+    wait_for(lambda: eops.jobs.get(jobs[0].id).state is JobState.RUNNING, what="the first")
+    _, waiting = wait_for(
+        lambda: [
+            (job, space)
+            for job in jobs[1:]
+            for space in eops.runspaces.list(kind="worker")
+            if space.job_id == job.id and eops.jobs.get(job.id).state is JobState.QUEUED
+        ],
+        what="a queued job's held process",
+    )[0]
+    assert waiting.availability is Availability.AVAILABLE
+    ended = [wait_finished(eops, job.id) for job in jobs]
+    assert [job.state for job in ended] == [JobState.COMPLETED] * 3
+    for before, after in itertools.pairwise(ended):
+        assert after.started_at is not None and before.ended_at is not None
+        assert after.started_at >= before.ended_at  # the cap holds: one at a time, in order
+        first_line, runspace_id = _stamps(stamps)[after.id]
+        assert first_line >= after.started_at.timestamp()
+        assert runspace_id == after.runspace_id
+    assert eops.runspaces.get(waiting.id).state is RunspaceState.CLOSED
+
+
+def test_stopping_the_engine_lets_its_held_processes_go(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    stamps = esite / "stamps.txt"
+    task_id = _add_ticking_task(eops, esite, stamps, "python")
+    engine = start_engine()
+    job, space = wait_for(
+        lambda: _held(eops, task_id, ahead=0.2), what="a job held ahead of its slot"
+    )
+    held = wait_for(_fork_server_children, what="the held process")
+    engine.stop()
+    wait_for(lambda: not any(p.is_running() for p in held), what="the held processes to end")
+    assert eops.runspaces.get(space.id).state is RunspaceState.CLOSED
+    assert job.id not in _stamps(stamps)
