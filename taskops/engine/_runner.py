@@ -697,7 +697,8 @@ def _forked_job(job: Mapping[str, Any], server_fds: Sequence[int]) -> int:
             run = _prepare([job["script"]])
         hold = job.get("hold")
         if hold is not None:
-            _warm_up()
+            if run is not None:
+                _warm_up()
             if not _wait_for_go(float(hold)):
                 return NOT_RELEASED  # the engine did not start it (it went away, or gave up)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {GO_SIGNAL})

@@ -270,6 +270,7 @@ class Engine:
     def wake(self) -> None:
         """Make the loop look at the store now (a job was queued or a stop asked for)."""
         self._woken = True
+        self._prepare_now = True
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
 
@@ -506,8 +507,8 @@ class Engine:
         )
         if not queued:
             return False
-        if len(queued) == free:  # more may wait for a place: hold the next ones now
-            self._prepare_now = True
+        if len(queued) == free and any(job.job_id in self._held for job in queued):
+            self._prepare_now = True  # the held ones go: hold those next in line now
         self._collect_held()
         held = {
             job.job_id: (h.runspace_id, h.pid, h.create_time)
@@ -688,6 +689,17 @@ class Engine:
             return None
         return held
 
+    def _worth_holding(self, command: Mapping[str, Any], job_id: int, now: datetime) -> bool:
+        """A Python job is held whenever it waits (a fork now costs what a fork later
+        does); an executable only before its slot. Once due, an executable waiting for a
+        place is started the plain way when its turn comes: ``Popen`` from here costs
+        less than a fork of the fork server and an exec (a burst of 2,000: 3 s instead of
+        8)."""
+        if command.get("kind") == "python":
+            return True
+        ahead = self._ahead.get(job_id)
+        return ahead is not None and ahead[1] > now
+
     def _preparable(self, command: Mapping[str, Any], env: Mapping[str, str]) -> bool:
         """Whether a job's process can be forked ahead: a Python script, or an executable
         that can be found (one that cannot fails at its start, as without holding)."""
@@ -724,7 +736,7 @@ class Engine:
         candidates = [
             (start, command)
             for start, command in self.store.next_queued(limit=cap + len(self._held))
-            if start.job_id not in self._held
+            if start.job_id not in self._held and self._worth_holding(command, start.job_id, now)
         ][:room]
         if not candidates:
             return
