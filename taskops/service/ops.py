@@ -24,7 +24,7 @@ from taskops.service.jobs import JobService
 from taskops.service.notifications import NotificationService
 from taskops.service.runspaces import RunspaceCloser, RunspaceService
 from taskops.service.settings import SettingsService
-from taskops.service.tasks import NextRuns, TaskService, TaskViews
+from taskops.service.tasks import NextRuns, TaskJson, TaskService, TaskViews
 from taskops.settings import Settings
 from taskops.site import Catalog, Site
 from taskops.store import Store
@@ -61,6 +61,7 @@ class TaskOps:
         self._runspace_closers: dict[RunspaceKind, RunspaceCloser] = {}
         self.next_runs = NextRuns()
         self.task_views = TaskViews()
+        self.task_json = TaskJson()
         self.tasks = TaskService(self)
         self.settings = SettingsService(self)
         self.jobs = JobService(self)

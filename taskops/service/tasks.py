@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import builtins
 import functools
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskops.cron import Schedule, load_timezone
 from taskops.engine.engine import TaskDefinition
@@ -48,6 +49,7 @@ from taskops.spec import (
 
 if TYPE_CHECKING:
     from taskops.service.ops import TaskOps
+    from taskops.store.store import TaskRunSummary
 
 __all__ = ["TaskService"]
 
@@ -68,18 +70,23 @@ class NextRuns:
     LIMIT = 100_000
 
     def __init__(self) -> None:
-        self._known: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        # (expression, timezone) -> (t0, n0 in UTC, n0): a clock's now is UTC, and an
+        # aware comparison across zones asks the zone for its offset each time (4 ms of
+        # a list of 10,000 tasks)
+        self._known: dict[tuple[str, str], tuple[datetime, datetime, datetime]] = {}
 
     def next_run(self, schedule: Schedule, now: datetime) -> datetime | None:
+        """The next fire time after ``now``; the same object for as long as it stays the
+        next one."""
         key = (schedule.expression, schedule.timezone)
         known = self._known.get(key)
         if known is not None and known[0] <= now < known[1]:
-            return known[1]
+            return known[2]
         upcoming = schedule.next_run(start=now)
         if upcoming is not None:
             if len(self._known) >= self.LIMIT:
                 self._known.clear()
-            self._known[key] = (now, upcoming)
+            self._known[key] = (now, upcoming.astimezone(UTC), upcoming)
         return upcoming
 
 
@@ -88,14 +95,57 @@ class TaskViews:
     ``as_user`` copy of a ``TaskOps``). A view is read, never changed, by its users."""
 
     def __init__(self) -> None:
-        self._key: tuple[Any, ...] | None = None
-        self._view: Any = None
+        # one tuple, replaced whole: a reader in another thread never pairs a new key
+        # with the view of the old one
+        self._last: tuple[tuple[Any, ...] | None, Any] = (None, None)
 
     def get(self, key: tuple[Any, ...]) -> Any:
-        return self._view if key == self._key else None
+        last_key, view = self._last
+        return view if key == last_key else None
+
+    def latest(self) -> Any:
+        """The last view put, whatever it was built from (None before the first)."""
+        return self._last[1]
 
     def put(self, key: tuple[Any, ...], view: Any) -> None:
-        self._key, self._view = key, view
+        self._last = (key, view)
+
+
+class TaskJson:
+    """Each task's JSON as the task list answers it (``Task.to_dict()`` encoded), by task
+    id, with the view entry and the live values it was made from (shared by every
+    ``as_user`` copy of a ``TaskOps``).
+
+    Converting and encoding 10,000 tasks takes a tenth of a second or more on every
+    ``GET /tasks``; with this, a list joins the kept bytes and encodes again only the tasks
+    whose view entry is another one (see ``TaskService._build_view``) or whose live values
+    changed (a job started or ended, a slot passed). Bounded, so the ids of deleted tasks
+    do not pile up."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[_Entry, _Live, bytes]] = {}
+
+    def get(self, entry: _Entry, live: _Live) -> bytes:
+        """``entry.json(live)``, kept."""
+        known = self._known.get(entry.id)
+        # nextRun by identity as well: in the hour a fall-back repeats, two wall times of
+        # one zone compare equal an hour apart, and their offsets (in the JSON) differ.
+        # NextRuns hands out the same object for as long as it stays the next run; the
+        # store's times are UTC, where equal means the same text.
+        if (
+            known is not None
+            and known[0] is entry
+            and known[1].next_run is live.next_run
+            and known[1] == live
+        ):
+            return known[2]
+        data = entry.json(live)
+        if len(self._known) >= self.LIMIT:
+            self._known.clear()
+        self._known[entry.id] = (entry, live, data)
+        return data
 
 
 def _flatten_overrides(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,13 +173,47 @@ def _apply_overrides(spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> d
     return out
 
 
+_LIVE_FIELDS = ("status", "lastRun", "lastState", "nextRun")
+"""The fields of a task's JSON that change while the task does not, in ``to_dict()``'s
+order (where they stand together)."""
+
+
+def _json(value: Any) -> str:
+    """JSON text as the API answers it (``taskops.server.handlers.encode``)."""
+    return json.dumps(value, default=str)
+
+
+class _Live(NamedTuple):
+    """What a task shows that changes while the task does not: a job of it starts or
+    ends, a slot passes."""
+
+    status: TaskStatus
+    last_run: datetime | None
+    last_state: JobState | None
+    next_run: datetime | None
+
+    def json(self) -> str:
+        """The ``_LIVE_FIELDS`` of the task's JSON object, without its braces."""
+        return _json(
+            {
+                "status": self.status.value,
+                "lastRun": iso(self.last_run),
+                "lastState": self.last_state.value if self.last_state else None,
+                "nextRun": iso(self.next_run),
+            }
+        )[1:-1]
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Entry:
-    """One task as the service sees it: its effective spec and where it comes from."""
+    """One task as the service sees it: its effective spec and where it comes from.
+    What is derived from it (its ``TaskSpec``, schedule and JSON) is made once and kept
+    with it, also by the next view when that takes the entry over."""
 
     id: str
     app: str
     spec: dict[str, Any]
+    timezone: str
     default: DefaultTask | None
     overridden: frozenset[str]
     created_at: datetime | None
@@ -137,8 +221,43 @@ class _Entry:
 
     @functools.cached_property
     def task_spec(self) -> TaskSpec:
-        """The spec as a ``TaskSpec``, made once per view (views are reused)."""
         return to_spec(self.spec)
+
+    @functools.cached_property
+    def schedule(self) -> Schedule:
+        return _schedule(self.spec["schedule"], self.timezone)
+
+    def task(self, live: _Live) -> Task:
+        return Task(
+            id=self.id,
+            app=self.app,
+            spec=self.task_spec,
+            is_default=self.default is not None,
+            status=live.status,
+            schedule_text=self.schedule.describe(),
+            timezone=self.timezone,
+            next_run=live.next_run,
+            last_run=live.last_run,
+            last_state=live.last_state,
+            created_at=self.created_at,
+            modified_at=self.modified_at,
+            overridden=self.overridden,
+        )
+
+    @functools.cached_property
+    def _json_around_live(self) -> tuple[str, str]:
+        """The task's JSON before and after its live fields: ``task(...).to_dict()``
+        encoded, split where ``_LIVE_FIELDS`` stand."""
+        fields = list(self.task(_Live(TaskStatus.ENABLED, None, None, None)).to_dict().items())
+        start = [key for key, _ in fields].index(_LIVE_FIELDS[0])
+        stop = start + len(_LIVE_FIELDS)
+        head, tail = _json(dict(fields[:start]))[1:-1], _json(dict(fields[stop:]))[1:-1]
+        return "{" + (head + ", " if head else ""), (", " + tail if tail else "") + "}"
+
+    def json(self, live: _Live) -> bytes:
+        """``task(live).to_dict()`` as JSON (UTF-8)."""
+        before, after = self._json_around_live
+        return (before + live.json() + after).encode()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +266,14 @@ class _View:
     deleted_defaults: set[str]
     snapshot: CatalogSnapshot
     errors: list[SiteError]
+
+    @functools.cached_property
+    def ordered(self) -> list[_Entry]:
+        """The entries in list order: global first, then by app and name (any case)."""
+        return sorted(
+            self.entries.values(),
+            key=lambda e: (e.app != GLOBAL_APP, e.app.lower(), e.spec["name"].lower()),
+        )
 
 
 class TaskService:
@@ -160,17 +287,23 @@ class TaskService:
     def _view(self) -> _View:
         """Every task as the site's files and the store define it now. Built again only
         when a file, the store's tasks or the settings file changed (10,000 tasks take a
-        fifth of a second to build)."""
+        fifth of a second to build; after a change in the store, the entries taken over
+        from the last view make it a few milliseconds)."""
         ops = self._ops
         snapshot = ops.catalog.snapshot()
         key = (snapshot, ops.store.tasks_revision(), ops._settings.error())
         cached: _View | None = ops.task_views.get(key)
         if cached is None:
-            cached = self._build_view(snapshot)
+            cached = self._build_view(snapshot, ops.task_views.latest())
             ops.task_views.put(key, cached)
         return cached
 
-    def _build_view(self, snapshot: CatalogSnapshot) -> _View:
+    def _build_view(self, snapshot: CatalogSnapshot, last: _View | None) -> _View:
+        """The view of ``snapshot`` and the store. The entry of a default task without
+        overrides read from the same YAML (the same ``DefaultTask``) as in ``last`` is
+        taken over from it, with what was derived from it: one edit leaves the JSON of
+        the other 9,999 tasks as it was. (Equal values would not do: ``1 == True``, and
+        their JSON differs.)"""
         ops = self._ops
         errors = list(snapshot.errors)
         overrides = ops.store.overrides()
@@ -179,8 +312,17 @@ class TaskService:
         for task_id, default in snapshot.tasks.items():
             if task_id in deleted:
                 continue
-            spec = dict(default.spec)
             override = overrides.get(task_id)
+            kept = last.entries.get(task_id) if last is not None else None
+            if (
+                override is None
+                and kept is not None
+                and kept.default is default
+                and not kept.overridden
+            ):
+                entries[task_id] = kept
+                continue
+            spec = dict(default.spec)
             overridden: frozenset[str] = frozenset()
             modified = default.file_mtime
             if override is not None:
@@ -202,6 +344,7 @@ class TaskService:
                 id=task_id,
                 app=default.app,
                 spec=spec,
+                timezone=spec["timezone"] or snapshot.timezone,
                 default=default,
                 overridden=overridden,
                 created_at=default.file_mtime,
@@ -223,6 +366,7 @@ class TaskService:
                 id=row.id,
                 app=row.app,
                 spec=row.spec,
+                timezone=row.spec["timezone"] or snapshot.timezone,
                 default=None,
                 overridden=frozenset(),
                 created_at=row.created_at,
@@ -235,45 +379,45 @@ class TaskService:
             )
         return _View(entries=entries, deleted_defaults=deleted, snapshot=snapshot, errors=errors)
 
-    def _tasks(self, view: _View, entries: Iterable[_Entry]) -> list[Task]:
-        runs = self._ops.store.task_run_summaries()
-        now = self._ops.clock.now()
-        out = []
-        for entry in entries:
-            timezone = entry.spec["timezone"] or view.snapshot.timezone
-            schedule = _schedule(entry.spec["schedule"], timezone)
-            summary = runs.get(entry.id)
-            if summary is not None and summary.running:
-                status = TaskStatus.RUNNING
-            elif entry.spec["enabled"]:
-                status = TaskStatus.ENABLED
-            else:
-                status = TaskStatus.DISABLED
-            out.append(
-                Task(
-                    id=entry.id,
-                    app=entry.app,
-                    spec=entry.task_spec,
-                    is_default=entry.default is not None,
-                    status=status,
-                    schedule_text=schedule.describe(),
-                    timezone=timezone,
-                    next_run=self._ops.next_runs.next_run(schedule, now)
-                    if entry.spec["enabled"]
-                    else None,
-                    last_run=summary.last_run if summary else None,
-                    last_state=summary.last_state if summary else None,
-                    created_at=entry.created_at,
-                    modified_at=entry.modified_at,
-                    overridden=entry.overridden,
-                )
-            )
-        return out
+    def _live(self, entry: _Entry, runs: Mapping[str, TaskRunSummary], now: datetime) -> _Live:
+        """The task's status, last run and next run (from ``now``), ``runs`` being
+        ``store.task_run_summaries()``."""
+        if entry.spec["enabled"]:
+            status = TaskStatus.ENABLED
+            next_run = self._ops.next_runs.next_run(entry.schedule, now)
+        else:
+            status, next_run = TaskStatus.DISABLED, None
+        summary = runs.get(entry.id)
+        if summary is None:
+            return _Live(status, None, None, next_run)
+        if summary.running:
+            status = TaskStatus.RUNNING
+        return _Live(status, summary.last_run, summary.last_state, next_run)
 
     def _entry(self, view: _View, task_id: str) -> _Entry:
         if not isinstance(task_id, str) or task_id not in view.entries:
             raise NotFound(f"no task {task_id}")
         return view.entries[task_id]
+
+    @staticmethod
+    def _chosen(
+        view: _View, app: str | None, enabled: bool | None, search: str | None
+    ) -> builtins.list[_Entry]:
+        """The entries in list order that ``list`` keeps for these filters (status aside)."""
+        needle = search.strip().lower() if search else ""
+        if app is None and enabled is None and not needle:
+            return view.ordered
+        return [
+            entry
+            for entry in view.ordered
+            if (app is None or entry.app == app)
+            and (enabled is None or entry.spec["enabled"] == enabled)
+            and (
+                not needle
+                or needle in entry.spec["name"].lower()
+                or needle in (entry.spec["description"] or "").lower()
+            )
+        ]
 
     def list(
         self,
@@ -287,23 +431,38 @@ class TaskService:
         the name or description. Raises InvalidInput for an unknown status."""
         wanted_status = _parse_status(status) if status is not None else None
         view = self._view()
-        needle = search.strip().lower() if search else ""
-        chosen = [
-            entry
-            for entry in view.entries.values()
-            if (app is None or entry.app == app)
-            and (enabled is None or entry.spec["enabled"] == enabled)
-            and (
-                not needle
-                or needle in entry.spec["name"].lower()
-                or needle in (entry.spec["description"] or "").lower()
-            )
-        ]
-        chosen.sort(key=lambda e: (e.app != GLOBAL_APP, e.app.lower(), e.spec["name"].lower()))
-        tasks = self._tasks(view, chosen)
-        if wanted_status is not None:
-            tasks = [task for task in tasks if task.status == wanted_status]
+        runs = self._ops.store.task_run_summaries()
+        now = self._ops.clock.now()
+        tasks = []
+        for entry in self._chosen(view, app, enabled, search):
+            live = self._live(entry, runs, now)
+            if wanted_status is None or live.status == wanted_status:
+                tasks.append(entry.task(live))
         return tasks
+
+    def list_json(
+        self,
+        app: str | None = None,
+        enabled: bool | None = None,
+        status: str | TaskStatus | None = None,
+        search: str | None = None,
+    ) -> bytes:
+        """``{"tasks": [...], "count": n}`` as JSON (UTF-8), the tasks being those of
+        ``list(app, enabled, status, search)`` as ``Task.to_dict()`` gives them: the answer
+        of ``GET /tasks``. Each task's JSON is kept (``TaskJson``) and made again only when
+        the task or its status, last run or next run changed. Raises InvalidInput for an
+        unknown status."""
+        wanted_status = _parse_status(status) if status is not None else None
+        view = self._view()
+        runs = self._ops.store.task_run_summaries()
+        now = self._ops.clock.now()
+        kept = self._ops.task_json
+        parts = []
+        for entry in self._chosen(view, app, enabled, search):
+            live = self._live(entry, runs, now)
+            if wanted_status is None or live.status == wanted_status:
+                parts.append(kept.get(entry, live))
+        return b'{"tasks": [' + b", ".join(parts) + b'], "count": %d}' % len(parts)
 
     def summary(self) -> dict[str, int]:
         """The Tasks screen's quick stats: ``total``, ``enabled``, ``running`` and
@@ -321,8 +480,9 @@ class TaskService:
 
     def get(self, task_id: str) -> Task:
         """Raises NotFound."""
-        view = self._view()
-        return self._tasks(view, [self._entry(view, task_id)])[0]
+        entry = self._entry(self._view(), task_id)
+        runs = self._ops.store.task_run_summaries()
+        return entry.task(self._live(entry, runs, self._ops.clock.now()))
 
     def history(
         self,
@@ -467,8 +627,7 @@ class TaskService:
         in the store and the engine starts it within half a second. Raises NotFound, or
         Conflict when as many runs as ``maxInstances`` allows are queued or running."""
         with self._ops._audited("task.run", str(task_id)) as extra:
-            view = self._view()
-            entry = self._entry(view, task_id)
+            entry = self._entry(self._view(), task_id)
             busy = self._ops.store.active_jobs_by_task().get(entry.id, 0)
             limit = entry.spec["maxInstances"]
             if busy >= limit:
@@ -477,9 +636,8 @@ class TaskService:
                     "running); stop that run first or raise maxInstances"
                 )
             now = self._ops.clock.now()
-            timezone = entry.spec["timezone"] or view.snapshot.timezone
             job_id = self._ops.store.insert_job(
-                name=job_name("Task", entry.spec["name"], now, load_timezone(timezone)),
+                name=job_name("Task", entry.spec["name"], now, load_timezone(entry.timezone)),
                 owner=JobOwner.MANUAL.value,
                 state=JobState.QUEUED,
                 queued_at=now,
@@ -494,23 +652,21 @@ class TaskService:
     def definitions(self) -> builtins.list[TaskDefinition]:
         """Every task as the engine runs it. A task whose script path no longer resolves
         inside the site is left out (the site errors say why)."""
-        view = self._view()
         out = []
-        for entry in view.entries.values():
+        for entry in self._view().entries.values():
             spec = entry.spec
             try:
                 command = self._command(entry)
             except InvalidInput:
                 continue
             termination = spec["termination"]
-            timezone = spec["timezone"] or view.snapshot.timezone
             out.append(
                 TaskDefinition(
                     id=entry.id,
                     app=entry.app,
                     name=spec["name"],
                     enabled=spec["enabled"],
-                    schedule=_schedule(spec["schedule"], timezone),
+                    schedule=entry.schedule,
                     misfire=MisfirePolicy(spec["misfire"]),
                     max_instances=spec["maxInstances"],
                     max_failures=termination["maxFailures"],

@@ -7,9 +7,11 @@ it (``taskops.server.testing.TokenUsers`` maps a token to each).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,23 @@ def api(jp_fetch: Any) -> Callable[..., Any]:
         return response.code, (json.loads(text) if text.strip() else None)
 
     return call
+
+
+async def wait_state(
+    api: Callable[..., Any], job_id: int, *states: str, timeout: float = 20.0
+) -> dict[str, Any]:
+    """The job once it is in one of ``states`` (polls with a deadline); a Running job once
+    its process and runspace are recorded too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, job = await api("GET", f"/jobs/{job_id}")
+        assert status == 200, job
+        started = job["state"] != "Running" or (job["pid"] and job["runspaceId"])
+        if job["state"] in states and started:
+            return job  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} stayed {job['state']}, wanted {states}")
+        await asyncio.sleep(0.05)
 
 
 # -- `taskops serve` in a subprocess -------------------------------------------------------

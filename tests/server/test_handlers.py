@@ -12,26 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADMIN_TOKEN, API, OTHER_TOKEN
+from conftest import ADMIN_TOKEN, API, OTHER_TOKEN, wait_state
 
 from taskops.server.handlers import handlers
 
 Api = Callable[..., Any]
-
-
-async def wait_state(api: Api, job_id: int, *states: str, timeout: float = 20.0) -> dict[str, Any]:
-    """The job once it is in one of ``states`` (polls with a deadline); a Running job once
-    its process and runspace are recorded too."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status, job = await api("GET", f"/jobs/{job_id}")
-        assert status == 200, job
-        started = job["state"] != "Running" or (job["pid"] and job["runspaceId"])
-        if job["state"] in states and started:
-            return job  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} stayed {job['state']}, wanted {states}")
-        await asyncio.sleep(0.05)
 
 
 # -- tasks ---------------------------------------------------------------------------------
