@@ -221,3 +221,13 @@ def test_start_jobs_hands_held_processes_their_jobs_in_their_own_runspaces(
     job = store.get_job(stopped)  # not claimed: its process is not recorded
     assert (job.state, job.pid, job.runspace_id) == (JobState.STOPPED, None, None)
     assert lifecycle(store.runspace_row(rs_stopped)) == ("Opening", "Available", None, None)
+
+
+def test_a_slot_with_a_job_is_never_also_recorded_as_skipped(store: Store) -> None:
+    queued_ahead = queue(store, "Tick", slot=LATER)  # by an engine that died, say
+    assert store.record_skip("app.Tick", LATER, reason="still running", now=T0) is False
+    assert store.skipped_runs("app.Tick") == []
+    assert store.get_job(queued_ahead).state is JobState.QUEUED
+    earlier = LATER - timedelta(seconds=1)
+    assert store.record_skip("app.Tick", earlier, reason="still running", now=T0) is True
+    assert store.skipped_runs("app.Tick") == [(earlier, "still running")]

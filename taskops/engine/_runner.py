@@ -766,8 +766,10 @@ def _warm_up() -> None:
     from types import ModuleType
 
     module = ModuleType("__taskops_warm_up__")
+    sys.modules[module.__name__] = module  # as the task's module will be
     exec(_WARM_UP, module.__dict__)
     module.run(None)
+    del sys.modules[module.__name__]
     json.dumps({"exitCode": 0, "error": None})
     threading.enumerate()
 

@@ -328,7 +328,7 @@ class Engine:
                 self._reload(now)
             self._fire_due(now)
             released = self._dispatch(self.clock.now())
-            self._prepare(now)
+            self._prepare(now, released=released)
             self._handle_stop_requests(released=released)
             if mono - self._last_retention >= 3600:
                 self._last_retention = mono
@@ -410,6 +410,9 @@ class Engine:
         ):
             _log.warning("engine %s lost its lease; standing by", self.holder)
             self._active = False
+            # the jobs it queued ahead are the new holder's to start now
+            self._let_go(list(self._held))
+            self._ahead.clear()
 
     # -- tasks and slots ---------------------------------------------------------------------
 
@@ -537,15 +540,7 @@ class Engine:
             started_at = early.get(claim.job_id, now)
             files = JobFiles(self.jobs_dir / str(claim.job_id))
             try:
-                env = environment_for(
-                    command,
-                    job_id=claim.job_id,
-                    store_id=self._store_id,
-                    runspace_id=runspace_id,
-                    site_dir=self.site_dir,
-                    data_dir=self.data_dir,
-                    files=files,
-                )
+                env = self._environment(command, claim.job_id, runspace_id, files)
             except Exception as exc:  # a broken command row: the job fails
                 self._fail_to_start(claim.job_id, claim.task_id, runspace_id, files, exc)
                 continue
@@ -588,6 +583,20 @@ class Engine:
             self._watch_started(start, pid, created, process)
         return True
 
+    def _environment(
+        self, command: Mapping[str, Any], job_id: int, runspace_id: int, files: JobFiles
+    ) -> dict[str, str]:
+        """The environment of a job of this engine (``environment_for``)."""
+        return environment_for(
+            command,
+            job_id=job_id,
+            store_id=self._store_id,
+            runspace_id=runspace_id,
+            site_dir=self.site_dir,
+            data_dir=self.data_dir,
+            files=files,
+        )
+
     def _wait_until(self, when: datetime | None) -> None:
         """Sleep until ``when`` (a slot at most ``CLAIM_AHEAD`` away)."""
         if when is not None:
@@ -605,6 +614,7 @@ class Engine:
         busy = collections.Counter(r.task_id for r in self._running.values() if r.task_id)
         keep: list[JobStart] = []
         dropped: list[int] = []
+        skips: list[tuple[str, datetime, str]] = []
         for job in queued:
             ahead = self._ahead.pop(job.job_id, None)
             if ahead is not None:
@@ -615,13 +625,8 @@ class Engine:
                     continue
                 if busy[task_id] >= definition.max_instances:
                     dropped.append(job.job_id)
-                    self.store.record_skip(
-                        task_id,
-                        slot,
-                        reason=f"the previous run was still running ({busy[task_id]} active)",
-                        now=now,
-                    )
-                    _log.info("task %s slot %s skipped: still running", task_id, slot)
+                    reason = f"the previous run was still running ({busy[task_id]} active)"
+                    skips.append((task_id, slot, reason))
                     continue
             if job.task_id:
                 busy[job.task_id] += 1
@@ -629,6 +634,9 @@ class Engine:
         if dropped:
             self.store.drop_queued(dropped)
             self._let_go(dropped)
+        for task_id, slot, reason in skips:  # once its job is gone: run or skipped, not both
+            self.store.record_skip(task_id, slot, reason=reason, now=now)
+            _log.info("task %s slot %s skipped: still running", task_id, slot)
         return keep
 
     def _release(
@@ -714,15 +722,16 @@ class Engine:
             return path.is_file() and os.access(path, os.X_OK)
         return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
 
-    def _prepare(self, now: datetime) -> None:
+    def _prepare(self, now: datetime, *, released: bool = False) -> None:
         """Fork and hold the processes of the queued jobs next in line (at most
         ``maxConcurrentTasks`` held at once): the jobs queued ahead of their slot, and
-        those waiting for a free place. Run when the queue moved, else once a second."""
+        those waiting for a free place. Run when the queue moved, else once a second, but
+        not in a turn that just started jobs (``released``): they have the cores."""
         forks = self._forks
         if forks is None:
             return
         mono = time.monotonic()
-        if not self._prepare_now and mono - self._last_prepare < 1.0:
+        if not self._prepare_now and (released or mono - self._last_prepare < 1.0):
             self._collect_held()
             return
         self._prepare_now = False
@@ -749,15 +758,7 @@ class Engine:
             files = JobFiles(self.jobs_dir / str(start.job_id))
             command = commands[start.job_id]
             try:
-                env = environment_for(
-                    command,
-                    job_id=start.job_id,
-                    store_id=self._store_id,
-                    runspace_id=runspace_id,
-                    site_dir=self.site_dir,
-                    data_dir=self.data_dir,
-                    files=files,
-                )
+                env = self._environment(command, start.job_id, runspace_id, files)
             except Exception:  # a broken command row: it fails when it is started
                 unused.append(runspace_id)
                 continue

@@ -805,20 +805,7 @@ class Store:
                 (start.job_id, *held[start.job_id]) for start, _ in claimed if start.job_id in held
             ]
             if ready:
-                conn.execute(
-                    _SET_JOB_PROCESS,
-                    [
-                        {"b_id": job_id, "b_pid": pid, "b_create_time": created, "b_runspace": rs}
-                        for job_id, rs, pid, created in ready
-                    ],
-                )
-                conn.execute(
-                    _RUNSPACE_TAKES_JOB,
-                    [
-                        {"b_id": rs, "b_pid": pid, "b_create_time": created}
-                        for _, rs, pid, created in ready
-                    ],
-                )
+                _record_processes(conn, ready, runspace_update=_RUNSPACE_TAKES_JOB)
             fresh = [start for start, _ in claimed if start.job_id not in held]
             opened = iter(
                 conn.execute(
@@ -844,20 +831,7 @@ class Store:
         if not processes:
             return
         with self._write() as conn:
-            conn.execute(
-                _SET_JOB_PROCESS,
-                [
-                    {"b_id": job_id, "b_pid": pid, "b_create_time": created, "b_runspace": rs}
-                    for job_id, rs, pid, created in processes
-                ],
-            )
-            conn.execute(
-                _SET_RUNSPACE_PROCESS,
-                [
-                    {"b_id": rs, "b_pid": pid, "b_create_time": created}
-                    for _, rs, pid, created in processes
-                ],
-            )
+            _record_processes(conn, processes, runspace_update=_SET_RUNSPACE_PROCESS)
 
     def job_process(self, job_id: int) -> tuple[int | None, float | None, str | None]:
         """``(pid, create_time, host)`` of a job's process. Raises NotFound."""
@@ -1247,9 +1221,13 @@ class Store:
     # -- skipped slots and failure counters ------------------------------------------------
 
     def record_skip(self, task_id: str, slot: datetime, *, reason: str, now: datetime) -> bool:
-        """Record that a slot was not run and why; False when it was recorded already."""
+        """Record that a slot was not run and why; False when it was recorded already, or
+        when the slot has a job (a slot is run or skipped, never both: the job of a slot
+        queued ahead by an engine that then died runs)."""
         try:
             with self._write() as conn:
+                if _taken_slots(conn, [(task_id, slot.timestamp())]):
+                    return False
                 conn.execute(
                     t.skipped_runs.insert().values(
                         task_id=task_id, scheduled_for=slot, recorded_at=now, reason=reason
@@ -1685,6 +1663,27 @@ _SET_RUNSPACE_PROCESS = (
 """A started job's process, on its row and its runspace's (executed for many at once)."""
 _RUNSPACE_TAKES_JOB = _SET_RUNSPACE_PROCESS.values(availability=Availability.BUSY.value)
 """A held process starts its job: its runspace is ``Opened`` and ``Busy``."""
+
+
+def _record_processes(
+    conn: Connection,
+    processes: Sequence[tuple[int, int, int, float]],
+    *,
+    runspace_update: Any,
+) -> None:
+    """Record ``(job id, runspace id, pid, create time)`` on each job's row and, by
+    ``runspace_update``, on its runspace's."""
+    conn.execute(
+        _SET_JOB_PROCESS,
+        [
+            {"b_id": job_id, "b_pid": pid, "b_create_time": created, "b_runspace": rs}
+            for job_id, rs, pid, created in processes
+        ],
+    )
+    conn.execute(
+        runspace_update,
+        [{"b_id": rs, "b_pid": pid, "b_create_time": created} for _, rs, pid, created in processes],
+    )
 
 
 def _worker_row(
