@@ -83,6 +83,12 @@ CLAIM_AHEAD = 0.01
 slot), so that the store's transaction is done when the slot comes; the engine then waits
 for the slot itself and starts it."""
 
+QUIET_AFTER_START = 0.05
+"""Seconds after jobs were started during which the engine puts off what can wait (the
+heartbeat, reloading the tasks, recording job ends, looking at the queue when nothing new
+can be there): the jobs just started get the cores first (five due at once on two cores:
+the last one's first line ~2 ms after its slot)."""
+
 HOLD_LIMIT = 300.0
 """Seconds a held process waits for its "go" before it gives up and ends, having run
 nothing (its job then starts the plain way, when its turn comes)."""
@@ -227,6 +233,7 @@ class Engine:
         self._running: dict[int, _Running] = {}
         self._ends: list[JobEnd] = []  # seen this turn, recorded together by _record_ends
         self._ends_retry_at = 0.0
+        self._ends_seen = 0.0  # when the first of the ends not recorded yet was noted
         self._definitions: dict[str, TaskDefinition] = {}
         self._revision: Hashable = object()
         self._active = False
@@ -241,6 +248,9 @@ class Engine:
         self._runspace_id: int | None = None
         self._checkpoint: datetime | None = None
         self._last_beat = 0.0
+        self._last_release = 0.0
+        self._look_now = True  # at the queue in the next turn (else once a poll interval)
+        self._last_look = 0.0
         self._last_reload = 0.0
         self._last_retention = 0.0
         self._last_standby_try = 0.0
@@ -270,7 +280,7 @@ class Engine:
     def wake(self) -> None:
         """Make the loop look at the store now (a job was queued or a stop asked for)."""
         self._woken = True
-        self._prepare_now = True
+        self._prepare_now = self._look_now = True
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"x")
 
@@ -320,14 +330,16 @@ class Engine:
             if mono - self._last_standby_try >= min(1.0, self.lease_ttl / 4):
                 self._last_standby_try = mono
                 self._try_acquire(now)
-        elif mono - self._last_beat >= self.heartbeat:
+        elif self._due(mono - self._last_beat, self.heartbeat):
             self._beat(now)
         if self._active:
-            if mono - self._last_reload >= self.reload_interval:
+            if self._due(mono - self._last_reload, self.reload_interval):
                 self._last_reload = mono
                 self._reload(now)
             self._fire_due(now)
             released = self._dispatch(self.clock.now())
+            if released:
+                self._last_release = time.monotonic()
             self._prepare(now, released=released)
             self._handle_stop_requests(released=released)
             if mono - self._last_retention >= 3600:
@@ -347,7 +359,23 @@ class Engine:
             coming = [slot for _, slot in self._ahead.values() if slot > now]
             if coming:
                 timeout = min(timeout, max(0.0, (min(coming) - now).total_seconds() - CLAIM_AHEAD))
+        if self._ends:  # recorded at most QUIET_AFTER_START after the first was seen
+            left = QUIET_AFTER_START - (time.monotonic() - self._ends_seen)
+            timeout = min(timeout, max(0.0, min(self._quiet_left(), left)))
         return timeout
+
+    def _quiet_left(self) -> float:
+        """Seconds left of the quiet moment after jobs were started (0 when none)."""
+        return max(0.0, QUIET_AFTER_START - (time.monotonic() - self._last_release))
+
+    def _due(self, elapsed: float, interval: float) -> bool:
+        """Whether housekeeping done every ``interval`` seconds, ``elapsed`` since it was
+        last done, is to be done now: when due, but in the quiet moment after jobs were
+        started only once it is ``QUIET_AFTER_START`` overdue (jobs started turn after
+        turn must not put it off for ever)."""
+        if elapsed < interval:
+            return False
+        return self._quiet_left() == 0 or elapsed >= interval + QUIET_AFTER_START
 
     def _wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for job exits or a wake-up; the ends seen in one
@@ -480,9 +508,13 @@ class Engine:
                 active[fire.task_id] = busy + 1
         # the slots due together go in at once; a slot another engine ran already is skipped
         for row, job_id in zip(rows, self.store.insert_jobs(rows), strict=True):
-            if job_id is not None and row["scheduled_for"] > now:
+            if job_id is None:
+                continue
+            if row["scheduled_for"] > now:
                 self._ahead[job_id] = (row["task_id"], row["scheduled_for"])
                 self._prepare_now = True
+            else:
+                self._look_now = True
 
     # -- starting jobs -----------------------------------------------------------------------
 
@@ -500,11 +532,21 @@ class Engine:
         if free <= 0:
             return False
         due_by = now + timedelta(seconds=CLAIM_AHEAD)
+        mono = time.monotonic()
+        if not (
+            self._look_now
+            or any(slot <= due_by for _, slot in self._ahead.values())
+            or mono - self._last_look >= self.poll_interval
+        ):
+            return False  # nothing new can be queued (another process's job: next poll)
+        self._look_now, self._last_look = False, mono
         slots = {job_id: slot for job_id, (_, slot) in self._ahead.items() if slot > now}
+        found = self.store.queued_jobs(limit=free, due_by=due_by)
+        self._look_now = len(found) == free  # more may wait: look again when a place frees
         queued = self._overlap_checked(
             [
                 JobStart(job_id=j.id, name=j.name, task_id=j.task_id, app=j.app, owner=j.owner)
-                for j in self.store.queued_jobs(limit=free, due_by=due_by)
+                for j in found
             ],
             now,
         )
@@ -1096,6 +1138,8 @@ class Engine:
         stopped_if_requested: bool = False,
     ) -> None:
         """Note a job's end; ``_record_ends`` records it with the others of this turn."""
+        if not self._ends:
+            self._ends_seen = time.monotonic()
         self._ends.append(
             JobEnd(
                 job_id=job_id,
@@ -1111,13 +1155,17 @@ class Engine:
             )
         )
 
-    def _record_ends(self) -> None:
+    def _record_ends(self, *, at_once: bool = False) -> None:
         """Record the ends noted since the last call in one store transaction (each job's
         row, its worker runspace closed, its task's failure counter), then apply the
         failure rules to those this call recorded. When the store fails, the ends stay
-        noted and are tried again a second later."""
+        noted and are tried again a second later. Right after jobs were started (see
+        ``QUIET_AFTER_START``) this waits, unless ``at_once``: the ends keep the time
+        they were seen, and those of the jobs just started are then recorded together."""
         if not self._ends or time.monotonic() < self._ends_retry_at:
             return
+        if not at_once and not self._due(time.monotonic() - self._ends_seen, 0.0):
+            return  # in a moment (``_timeout`` wakes the loop for it): jobs are starting
         ends, self._ends = self._ends, []
         try:
             results = self.store.finish_jobs(ends)
@@ -1232,7 +1280,7 @@ class Engine:
                 exit_code=code,
                 error=error,
             )
-        self._record_ends()  # before the first slots are fired (their overlap check)
+        self._record_ends(at_once=True)  # before the first slots are fired (overlap check)
         # processes a stopped engine held for queued jobs end by themselves (HOLD_LIMIT)
         self.store.close_unstarted_workers(host=self._host, now=now)
 
@@ -1289,7 +1337,7 @@ class Engine:
                     if running.ladder_done.is_set():
                         self._poll_exit(running)
         self._ends_retry_at = 0.0
-        self._record_ends()
+        self._record_ends(at_once=True)
         with contextlib.suppress(Exception):  # a broken store must not keep the lease
             self._let_go(list(self._held))
         if self._active:

@@ -15,9 +15,11 @@ is the engine's to record (with the job's exit code), so the sampler only stops 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -142,8 +144,18 @@ class RunspaceSampler:
                 self.sample_once()
             except Exception:  # a locked or closed store, a psutil surprise: try next tick
                 _log.exception("runspace sampling failed; trying again in %g s", self.interval)
-            if self._stopping.wait(self.interval):
+            if self._stopping.wait(self._until_next_tick()):
                 return
+
+    def _until_next_tick(self) -> float:
+        """Seconds until the next tick: ``interval``, moved (when it is a second or more)
+        to the next half-second past a whole second. Slots fall on whole seconds: a tick
+        there would take its milliseconds of CPU from the jobs starting then."""
+        if self.interval < 1.0:
+            return self.interval
+        now = time.time()
+        moment = now + self.interval
+        return math.floor(moment) + 0.5 + (1.0 if moment % 1.0 > 0.5 else 0.0) - now
 
     # -- one tick --------------------------------------------------------------------------
 

@@ -211,3 +211,31 @@ def test_stopping_the_engine_lets_its_held_processes_go(
     wait_for(lambda: not any(p.is_running() for p in held), what="the held processes to end")
     assert eops.runspaces.get(space.id).state is RunspaceState.CLOSED
     assert job.id not in _stamps(stamps)
+
+
+def test_starting_jobs_turn_after_turn_puts_off_neither_the_heartbeat_nor_the_ends(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    """The engine puts off housekeeping for a moment after it started jobs; a long stream
+    of starts must not put it off for good: while many jobs still wait, the lease is
+    renewed and the ends of the first ones are recorded."""
+    eops.settings.update({"maxConcurrentTasks": 2})
+    (esite / "tasks/noop.py").write_text("def run(ctx):\n    return None\n")
+    for _ in range(600):
+        eops.jobs.start("tasks/noop.py")
+    start_engine()  # (FAST: heartbeat every 0.5 s)
+    lease = eops.store.lease()
+    assert lease is not None
+
+    def midway() -> bool:
+        now = eops.store.lease()
+        assert now is not None
+        waiting = eops.jobs.count(state="Queued")
+        assert waiting > 0, "the stream ended before the condition was seen"
+        return (
+            now.heartbeat_at > lease.heartbeat_at
+            and eops.jobs.count(state="Completed") >= 20
+            and waiting >= 100
+        )
+
+    wait_for(midway, what="a renewed lease and recorded ends while jobs still wait")

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -293,3 +294,20 @@ def test_closed_rows_are_not_sampled(store: Store, clock: FakeClock, spawn: Spaw
     assert RunspaceSampler(store, clock=clock).sample_once() == []
     assert store.runspace_row(row).state == RunspaceState.CLOSED.value
     assert store.runspace_samples(row) == []
+
+
+@pytest.mark.parametrize("interval", [1.0, 2.0, 5.0])
+def test_ticks_of_a_second_or_more_fall_half_way_between_whole_seconds(
+    store: Store, interval: float
+) -> None:
+    sampler = RunspaceSampler(store, interval=interval)
+    before = time.time()
+    wait = sampler._until_next_tick()
+    after = time.time()
+    assert interval - 0.5 <= wait <= interval + 1.0
+    # the tick lands on x.5 s (slots fall on whole seconds)
+    assert min(abs((before + wait) % 1.0 - 0.5), abs((after + wait) % 1.0 - 0.5)) < 0.01
+
+
+def test_ticks_under_a_second_keep_their_interval(store: Store) -> None:
+    assert RunspaceSampler(store, interval=0.2)._until_next_tick() == 0.2
