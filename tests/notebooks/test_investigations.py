@@ -15,6 +15,7 @@ from nbclient import NotebookClient
 
 import taskops
 from taskops.demo import create_demo_site
+from taskops.errors import Conflict
 from taskops.model import JobState
 from taskops.testing import wait_for
 
@@ -29,6 +30,19 @@ QUICK = (
     "WebHostMetrics.MetricsCsvCleanup",
     "vault.VaultKeyRotation",
 )
+
+
+def run_now(ops: taskops.TaskOps, task_id: str) -> int:
+    """Run the task now; when a run of its schedule is queued or running (the demo's
+    backup is enabled, and its slot may come during the test), once that one has ended."""
+
+    def started() -> int | None:
+        try:
+            return ops.tasks.run(task_id).id
+        except Conflict:
+            return None
+
+    return wait_for(started, timeout=60, what=f"a run of {task_id} to start")
 
 
 def finished(ops: taskops.TaskOps, job_id: int) -> taskops.Job:
@@ -54,13 +68,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, tasko
     try:
         for _round in range(3):
             for task_id in (*QUICK, "global.SearchReindex", "vault.VaultBackup"):
-                finished(ops, ops.tasks.run(task_id).id)
+                finished(ops, run_now(ops, task_id))
         # the storage turns bad: every backup fails until maxFailures disables the task
         ops.tasks.update("vault.VaultBackup", {"parameters": {"FAILURE_RATE": 1}})
         limit = ops.tasks.get("vault.VaultBackup").to_dict()["termination"]["maxFailures"]
         for _ in range(limit):
             if ops.tasks.get("vault.VaultBackup").enabled:
-                finished(ops, ops.tasks.run("vault.VaultBackup").id)
+                finished(ops, run_now(ops, "vault.VaultBackup"))
         wait_for(
             lambda: not ops.tasks.get("vault.VaultBackup").enabled,
             timeout=30,
