@@ -678,20 +678,8 @@ class Store:
         ids, in order. One transaction."""
         if not starts:
             return []
-        host = socket.gethostname()
         with self._write() as conn:
-            ids = (
-                conn.execute(
-                    _OPEN_WORKER,
-                    [
-                        _worker_row(start, host=host, now=now, availability=Availability.AVAILABLE)
-                        for start in starts
-                    ],
-                )
-                .scalars()
-                .all()
-            )
-        return [int(runspace_id) for runspace_id in ids]
+            return _open_workers(conn, starts, now=now, availability=Availability.AVAILABLE)
 
     def close_workers(self, runspace_ids: Sequence[int], *, now: datetime) -> None:
         """Close the live runspaces ``runspace_ids`` (held processes the engine let go of;
@@ -807,21 +795,9 @@ class Store:
             if ready:
                 _record_processes(conn, ready, runspace_update=_RUNSPACE_TAKES_JOB)
             fresh = [start for start, _ in claimed if start.job_id not in held]
-            opened = iter(
-                conn.execute(
-                    _OPEN_WORKER,
-                    [
-                        _worker_row(start, host=host, now=now, availability=Availability.BUSY)
-                        for start in fresh
-                    ],
-                )
-                .scalars()
-                .all()
-                if fresh
-                else ()
-            )
+            opened = iter(_open_workers(conn, fresh, now=now, availability=Availability.BUSY))
         return [
-            (start, command, held[start.job_id][0] if start.job_id in held else int(next(opened)))
+            (start, command, held[start.job_id][0] if start.job_id in held else next(opened))
             for start, command in claimed
         ]
 
@@ -1686,24 +1662,32 @@ def _record_processes(
     )
 
 
-def _worker_row(
-    start: JobStart, *, host: str, now: datetime, availability: Availability
-) -> dict[str, Any]:
-    """The runspace row of a job's worker process, before the process is known."""
-    return {
-        "kind": RunspaceKind.WORKER.value,
-        "pid": None,
-        "create_time": None,
-        "host": host,
-        "owner": start.owner,
-        "app": start.app,
-        "task_id": start.task_id,
-        "job_id": start.job_id,
-        "purpose": start.name,
-        "state": RunspaceState.OPENING.value,
-        "availability": availability.value,
-        "opened_at": now,
-    }
+def _open_workers(
+    conn: Connection, starts: Sequence[JobStart], *, now: datetime, availability: Availability
+) -> list[int]:
+    """Open a worker runspace (``Opening``, its process not known yet) for each job of
+    ``starts``; their ids, in order."""
+    if not starts:
+        return []
+    host = socket.gethostname()
+    rows = [
+        {
+            "kind": RunspaceKind.WORKER.value,
+            "pid": None,
+            "create_time": None,
+            "host": host,
+            "owner": start.owner,
+            "app": start.app,
+            "task_id": start.task_id,
+            "job_id": start.job_id,
+            "purpose": start.name,
+            "state": RunspaceState.OPENING.value,
+            "availability": availability.value,
+            "opened_at": now,
+        }
+        for start in starts
+    ]
+    return [int(runspace_id) for runspace_id in conn.execute(_OPEN_WORKER, rows).scalars().all()]
 
 
 def _slot_key(conn: Connection, row: Mapping[str, Any]) -> tuple[str | None, float] | None:
