@@ -42,7 +42,13 @@ __all__ = [
 ]
 
 ALL = "All"
-STATES = (ALL, RunspaceState.OPENED.value, RunspaceState.CLOSED.value, RunspaceState.BROKEN.value)
+STATES = (
+    ALL,
+    RunspaceState.OPENING.value,  # a job's process forked ahead, waiting for the job to start
+    RunspaceState.OPENED.value,
+    RunspaceState.CLOSED.value,
+    RunspaceState.BROKEN.value,
+)
 AGES = ((ALL, 0), ("> 1 hour", 3600), ("> 6 hours", 6 * 3600), ("> 24 hours", 24 * 3600))
 """The Age filter: label and the least age in seconds (0: any)."""
 

@@ -17,6 +17,7 @@ import pytest
 import taskops
 from taskops.inspect.processes import create_time_of
 from taskops.model import MASK, Availability, JobState, RunspaceKind, RunspaceState
+from taskops.store import JobStart
 from taskops.store.store import RunspaceSample
 from taskops.testing import FakeClock, make_site, wait_for
 from taskops.ui.runspaces import ForceCloseDialog, RunspaceDetail, RunspaceList, age_text
@@ -195,6 +196,29 @@ def test_filters_by_state_owner_and_age(
     assert "taskops-runspace-old" in classes(screen, spaces["engine"])  # the default: a day
     screen.age_filter.value = 0
     assert "taskops-runspace-old" not in classes(screen, spaces["worker"])
+
+
+def test_a_process_held_for_a_queued_job_shows_as_opening_and_can_be_chosen(
+    ops: taskops.TaskOps, spaces: dict[str, int]
+) -> None:
+    now = ops.clock.now()
+    job_id = ops.store.insert_job(
+        name="Task_Tick", owner="TaskEngine", state=JobState.QUEUED, queued_at=now
+    )
+    start = JobStart(job_id=job_id, name="Task_Tick", task_id=None, app=None, owner="TaskEngine")
+    (held,) = ops.store.open_workers([start], now=now)
+    screen = RunspaceList(ops)
+    assert "Opening" in screen.state_filter.options
+    screen.state_filter.value = "Opening"
+    assert list(rows_by_id(screen)) == [held]
+    row = rows_by_id(screen)[held]
+    assert (row["state"], row["stateColour"], row["availability"]) == (
+        "Opening",
+        "info",
+        "Available",
+    )
+    screen.state_filter.value = "Opened"
+    assert held not in rows_by_id(screen)
 
 
 def test_an_owner_that_went_away_stays_chosen(
