@@ -70,7 +70,7 @@ from taskops.model import (
 )
 from taskops.store import JobEnd, JobEndResult, JobStart, Store
 
-__all__ = ["PREPARE_AHEAD", "Engine", "TaskDefinition", "TaskSource"]
+__all__ = ["CLAIM_AHEAD", "PREPARE_AHEAD", "Engine", "TaskDefinition", "TaskSource"]
 
 _log = logging.getLogger("taskops.engine")
 
@@ -85,9 +85,10 @@ for the slot itself and starts it."""
 
 QUIET_AFTER_START = 0.05
 """Seconds after jobs were started during which the engine puts off what can wait (the
-heartbeat, reloading the tasks, recording job ends, looking at the queue when nothing new
-can be there): the jobs just started get the cores first (five due at once on two cores:
-the last one's first line ~2 ms after its slot)."""
+heartbeat, reloading the tasks, recording job ends, the stop-request poll, holding the
+next jobs, looking at the queue when nothing new can be there): the jobs just started get
+the cores first (five due at once on two cores: the last one's first line ~2 ms after its
+slot)."""
 
 HOLD_LIMIT = 300.0
 """Seconds a held process waits for its "go" before it gives up and ends, having run
@@ -162,7 +163,6 @@ class _Held:
     place under ``maxConcurrentTasks``."""
 
     job_id: int
-    task_id: str | None
     runspace_id: int
     ticket: int
     generation: int
@@ -337,11 +337,10 @@ class Engine:
                 self._last_reload = mono
                 self._reload(now)
             self._fire_due(now)
-            released = self._dispatch(self.clock.now())
-            if released:
+            if self._dispatch(self.clock.now()):
                 self._last_release = time.monotonic()
-            self._prepare(now, released=released)
-            self._handle_stop_requests(released=released)
+            self._prepare(now)
+            self._handle_stop_requests()
             if mono - self._last_retention >= 3600:
                 self._last_retention = mono
                 self._retention(now)
@@ -764,16 +763,16 @@ class Engine:
             return path.is_file() and os.access(path, os.X_OK)
         return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
 
-    def _prepare(self, now: datetime, *, released: bool = False) -> None:
+    def _prepare(self, now: datetime) -> None:
         """Fork and hold the processes of the queued jobs next in line (at most
         ``maxConcurrentTasks`` held at once): the jobs queued ahead of their slot, and
-        those waiting for a free place. Run when the queue moved, else once a second, but
-        not in a turn that just started jobs (``released``): they have the cores."""
+        those waiting for a free place. Run when the queue moved, else once a second
+        (``_due``: put off while jobs are starting)."""
         forks = self._forks
         if forks is None:
             return
         mono = time.monotonic()
-        if not self._prepare_now and (released or mono - self._last_prepare < 1.0):
+        if not self._prepare_now and not self._due(mono - self._last_prepare, 1.0):
             self._collect_held()
             return
         self._prepare_now = False
@@ -818,7 +817,6 @@ class Engine:
         for (start, runspace_id, _), ticket in zip(requests, tickets, strict=True):
             self._held[start.job_id] = _Held(
                 job_id=start.job_id,
-                task_id=start.task_id,
                 runspace_id=runspace_id,
                 ticket=ticket,
                 generation=forks.generation,
@@ -1008,16 +1006,14 @@ class Engine:
                     "timeout", message, task_id=running.task_id, job_id=running.job_id
                 )
 
-    def _handle_stop_requests(self, *, released: bool = False) -> None:
+    def _handle_stop_requests(self) -> None:
         """Start the ladder of the running jobs someone asked to stop. The store is asked
-        only while jobs run, and at most once a poll interval unless ``wake()`` was called
-        (a burst of job ends turns the loop far more often); in a turn that just started
-        jobs (``released``), at most once in two, leaving the cores to the new jobs."""
+        only while jobs run, and at most once a poll interval (``_due``) unless ``wake()``
+        was called (a burst of job ends turns the loop far more often)."""
         if not self._running:
             return  # a queued job is stopped by the request itself
         mono = time.monotonic()
-        interval = self.poll_interval * (2 if released else 1)
-        if not self._woken and mono - self._last_stop_poll < interval:
+        if not self._woken and not self._due(mono - self._last_stop_poll, self.poll_interval):
             return
         self._woken = False
         self._last_stop_poll = mono
