@@ -41,6 +41,7 @@ from taskops.cron import Schedule
 from taskops.engine.executor import (
     RUNNER,
     SERVE_FLAG,
+    FolderMaker,
     ForkServer,
     JobFiles,
     environment_for,
@@ -58,6 +59,7 @@ from taskops.inspect.processes import (
     STORE_TAG,
     create_time_of,
     is_same_process,
+    start_time_of,
     stop_ladder,
 )
 from taskops.model import (
@@ -145,6 +147,7 @@ class _Running:
     runspace_id: int | None
     popen: subprocess.Popen[bytes] | None = None
     forked: bool = False  # started by the fork server: its exit code comes from there
+    writes_result: bool = True  # a Python job (the runner writes result.json)
     pidfd: int | None = None
     exited: bool = False
     exit_code: int | None = None
@@ -168,6 +171,14 @@ class _Held:
     generation: int
     pid: int | None = None
     create_time: float | None = None
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A job this engine queued ahead of its slot."""
+
+    start: JobStart
+    slot: datetime
 
 
 @dataclass
@@ -259,9 +270,11 @@ class Engine:
         self._stop_jobs_on_exit = True
         self._forks: ForkServer | None = ForkServer() if fork_server else None
         self._held: dict[int, _Held] = {}  # by job id
-        self._ahead: dict[int, tuple[str, datetime]] = {}  # queued ahead: job -> task, slot
+        self._ahead: dict[int, _Ahead] = {}  # queued ahead of their slot, by job id, in order
+        self._ahead_slots: collections.Counter[datetime] = collections.Counter()  # their slots
         self._prepare_now = True
         self._last_prepare = 0.0
+        self._folders = FolderMaker()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -355,7 +368,7 @@ class Engine:
             if wake is not None:
                 lead = PREPARE_AHEAD if self._forks is not None else 0.0
                 timeout = min(timeout, max(0.0, (wake - now).total_seconds() - lead))
-            coming = [slot for _, slot in self._ahead.values() if slot > now]
+            coming = [slot for slot in self._ahead_slots if slot > now]
             if coming:
                 timeout = min(timeout, max(0.0, (min(coming) - now).total_seconds() - CLAIM_AHEAD))
         if self._ends:  # recorded at most QUIET_AFTER_START after the first was seen
@@ -440,6 +453,7 @@ class Engine:
             # the jobs it queued ahead are the new holder's to start now
             self._let_go(list(self._held))
             self._ahead.clear()
+            self._ahead_slots.clear()
 
     # -- tasks and slots ---------------------------------------------------------------------
 
@@ -506,11 +520,27 @@ class Engine:
             if fire.slot <= now:
                 active[fire.task_id] = busy + 1
         # the slots due together go in at once; a slot another engine ran already is skipped
-        for row, job_id in zip(rows, self.store.insert_jobs(rows), strict=True):
+        ids = self.store.insert_jobs(rows)
+        self._folders.make(
+            [
+                JobFiles(self.jobs_dir / str(job_id))
+                for row, job_id in zip(rows, ids, strict=True)
+                if job_id is not None and row["scheduled_for"] > now
+            ]
+        )
+        for row, job_id in zip(rows, ids, strict=True):
             if job_id is None:
                 continue
             if row["scheduled_for"] > now:
-                self._ahead[job_id] = (row["task_id"], row["scheduled_for"])
+                start = JobStart(
+                    job_id=job_id,
+                    name=row["name"],
+                    task_id=row["task_id"],
+                    app=row["app"],
+                    owner=row["owner"],
+                )
+                self._ahead[job_id] = _Ahead(start=start, slot=row["scheduled_for"])
+                self._ahead_slots[row["scheduled_for"]] += 1
                 self._prepare_now = True
             else:
                 self._look_now = True
@@ -532,23 +562,32 @@ class Engine:
             return False
         due_by = now + timedelta(seconds=CLAIM_AHEAD)
         mono = time.monotonic()
-        if not (
-            self._look_now
-            or any(slot <= due_by for _, slot in self._ahead.values())
-            or mono - self._last_look >= self.poll_interval
-        ):
-            return False  # nothing new can be queued (another process's job: next poll)
-        self._look_now, self._last_look = False, mono
-        slots = {job_id: slot for job_id, (_, slot) in self._ahead.items() if slot > now}
-        found = self.store.queued_jobs(limit=free, due_by=due_by)
-        self._look_now = len(found) == free  # more may wait: look again when a place frees
-        queued = self._overlap_checked(
-            [
+        if self._look_now or mono - self._last_look >= self.poll_interval:
+            self._look_now, self._last_look = False, mono
+            found = [
                 JobStart(job_id=j.id, name=j.name, task_id=j.task_id, app=j.app, owner=j.owner)
-                for j in found
-            ],
-            now,
-        )
+                for j in self.store.queued_jobs(limit=free, due_by=due_by)
+            ]
+            # more may wait: look again when a place frees, unless all are jobs this engine
+            # queued ahead (those that follow them are known, see below)
+            self._look_now = len(found) == free and any(j.job_id not in self._ahead for j in found)
+        elif any(slot <= due_by for slot in self._ahead_slots):
+            # of the queue only the jobs this engine queued ahead can be new: the first due,
+            # without reading it (one stopped meanwhile is not claimed); a job queued by
+            # another process waits for the next look, at most a poll interval
+            found = list(
+                itertools.islice(
+                    (ahead.start for ahead in self._ahead.values() if ahead.slot <= due_by), free
+                )
+            )
+        else:
+            return False  # nothing new can be queued (another process's job: next poll)
+        slots = {
+            job.job_id: ahead.slot
+            for job in found
+            if (ahead := self._ahead.get(job.job_id)) is not None and ahead.slot > now
+        }
+        queued = self._overlap_checked(found, now)
         if not queued:
             return False
         if len(queued) == free and any(job.job_id in self._held for job in queued):
@@ -616,7 +655,7 @@ class Engine:
                 )
             else:
                 pid, process = outcome
-                started.append((start, pid, create_time_of(pid) or time.time(), process))
+                started.append((start, pid, start_time_of(pid) or time.time(), process))
         self.store.set_processes(
             [(start.job_id, start.runspace_id, pid, created) for start, pid, created, _ in started]
         )
@@ -657,9 +696,9 @@ class Engine:
         dropped: list[int] = []
         skips: list[tuple[str, datetime, str]] = []
         for job in queued:
-            ahead = self._ahead.pop(job.job_id, None)
-            if ahead is not None:
-                task_id, slot = ahead
+            ahead = self._pop_ahead(job.job_id)
+            if ahead is not None and ahead.start.task_id is not None:
+                task_id, slot = ahead.start.task_id, ahead.slot
                 definition = self._definitions.get(task_id)
                 if definition is None or not definition.enabled:
                     dropped.append(job.job_id)
@@ -679,6 +718,15 @@ class Engine:
             self.store.record_skip(task_id, slot, reason=reason, now=now)
             _log.info("task %s slot %s skipped: still running", task_id, slot)
         return keep
+
+    def _pop_ahead(self, job_id: int) -> _Ahead | None:
+        """Forget that ``job_id`` was queued ahead of its slot; what was known of it."""
+        ahead = self._ahead.pop(job_id, None)
+        if ahead is not None:
+            self._ahead_slots[ahead.slot] -= 1
+            if self._ahead_slots[ahead.slot] <= 0:
+                del self._ahead_slots[ahead.slot]
+        return ahead
 
     def _release(
         self,
@@ -747,7 +795,7 @@ class Engine:
         if command.get("kind") == "python":
             return True
         ahead = self._ahead.get(job_id)
-        return ahead is not None and ahead[1] > now
+        return ahead is not None and ahead.slot > now
 
     def _preparable(self, command: Mapping[str, Any], env: Mapping[str, str]) -> bool:
         """Whether a job's process can be forked ahead: a Python script, or an executable
@@ -830,7 +878,7 @@ class Engine:
             return
         gone = waiting - self.store.still_queued(waiting)
         for job_id in gone:
-            self._ahead.pop(job_id, None)
+            self._pop_ahead(job_id)
         self._let_go([job_id for job_id in gone if job_id in self._held])
 
     def _collect_held(self) -> None:
@@ -893,6 +941,7 @@ class Engine:
                 runspace_id=start.runspace_id,
                 popen=popen,
                 forked=popen is None,
+                writes_result=start.command.get("kind") == "python",
             )
         )
 
@@ -1084,7 +1133,7 @@ class Engine:
         self._running.pop(running.job_id, None)
         files = running.files
         code = running.exit_code
-        result = read_result(files)
+        result = read_result(files) if running.writes_result else None
         error: str | None = None
         if result is not None:
             code = result[0] if code is None or code == result[0] else code
@@ -1345,6 +1394,7 @@ class Engine:
             )
         if self._forks is not None:
             self._forks.close()
+        self._folders.close()
         self.notifier.close(timeout=5)
         self._selector.close()
         os.close(self._wake_r)

@@ -14,11 +14,14 @@ import collections
 import contextlib
 import itertools
 import json
+import logging
 import os
+import queue
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +34,12 @@ from taskops.inspect.processes import JOB_TAG, RUNSPACE_TAG, STORE_TAG, TASK_TAG
 GO_SIGNAL = signal.SIGUSR1
 """The "go" of a held child (the runner's ``GO_SIGNAL``)."""
 
+_log = logging.getLogger("taskops.engine")
+
 __all__ = [
     "RUNNER",
     "SERVE_FLAG",
+    "FolderMaker",
     "ForkServer",
     "JobFiles",
     "environment_for",
@@ -93,6 +99,12 @@ class JobFiles:
     def stream(self, name: str) -> Path:
         return self.stdout if name == "stdout" else self.stderr
 
+    def make(self) -> None:
+        """Create the folder and the (empty) output files, unless they exist."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for path in (self.stdout, self.stderr):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+
     def output_bytes(self) -> int:
         total = 0
         for path in (self.stdout, self.stderr):
@@ -101,6 +113,45 @@ class JobFiles:
             except FileNotFoundError:
                 continue
         return total
+
+
+class FolderMaker:
+    """Makes the folders and output files of jobs queued ahead of their slot, in a thread
+    of its own, so that starting a job does not wait for the disk: a folder and two files
+    cost 0.2-0.4 ms here, as much as starting the process. A job started before its turn
+    here makes them itself (both ways are idempotent)."""
+
+    def __init__(self) -> None:
+        self._waiting: queue.SimpleQueue[JobFiles | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def make(self, jobs: Sequence[JobFiles]) -> None:
+        """Make the folders of ``jobs``, in order, in the background."""
+        if not jobs:
+            return
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="taskops-job-folders", daemon=True
+            )
+            self._thread.start()
+        for files in jobs:
+            self._waiting.put(files)
+
+    def close(self) -> None:
+        """Stop the thread; the folders it has not made yet are left to the jobs' starts."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._waiting.get_nowait()
+        if self._thread is not None and self._thread.is_alive():
+            self._waiting.put(None)
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while (files := self._waiting.get()) is not None:
+            try:
+                files.make()
+            except OSError as exc:  # the job's own start says so again, where it counts
+                _log.debug("could not make %s ahead: %s", files.folder, exc)
 
 
 def _as_env_value(value: Any) -> str:

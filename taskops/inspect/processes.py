@@ -26,6 +26,7 @@ __all__ = [
     "create_time_of",
     "group_members",
     "is_same_process",
+    "start_time_of",
     "stop_ladder",
     "tagged_processes",
 ]
@@ -52,6 +53,16 @@ def create_time_of(pid: int) -> float | None:
         if process.status() == psutil.STATUS_ZOMBIE:
             return None
         return process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def start_time_of(pid: int) -> float | None:
+    """The start time of process ``pid``, a zombie's too, or None when there is none: what
+    is recorded of a process just started (one read of ``/proc`` where
+    :func:`create_time_of` needs two)."""
+    try:
+        return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 

@@ -11,6 +11,7 @@ stopped), and nothing is left behind.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -239,3 +240,91 @@ def test_starting_jobs_turn_after_turn_puts_off_neither_the_heartbeat_nor_the_en
         )
 
     wait_for(midway, what="a renewed lease and recorded ends while jobs still wait")
+
+
+BURST_SH = """#!/bin/sh
+echo "$TASKOPS_JOB_ID $(date +%s.%N)" >> "$STAMPS"
+sleep 0.3
+echo "$TASKOPS_JOB_ID $(date +%s.%N)" >> "$ENDS"
+"""
+
+
+def _times(path: Path) -> dict[int, list[float]]:
+    found: dict[int, list[float]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            job_id, moment = line.split()
+            found.setdefault(int(job_id), []).append(float(moment))
+    return found
+
+
+def _started_at(ops: taskops.TaskOps, job_id: int) -> datetime:
+    started_at = ops.jobs.get(job_id).started_at
+    assert started_at is not None
+    return started_at
+
+
+def test_a_burst_queued_ahead_starts_in_order_under_the_cap_each_job_once(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    """Twelve executables due at the same second, two places: the jobs are queued ahead
+    with their folders and output files made before the slot; they then start in order,
+    never more than two at once, each once; one stopped while it waits for a place never
+    runs (the engine claims the jobs it queued ahead without reading the queue again)."""
+    eops.settings.update({"maxConcurrentTasks": 2})
+    stamps, ends = esite / "stamps.txt", esite / "ends.txt"
+    script = esite / "tasks/burst.sh"
+    script.write_text(BURST_SH)
+    script.chmod(0o755)
+    slot = datetime.fromtimestamp(int(time.time()) + 4, UTC)
+    schedule = f"{slot.minute} {slot.hour} * * * {slot.second}"
+    for index in range(12):
+        eops.tasks.create(
+            {
+                "app": "global",
+                "name": f"Burst{index:02d}",
+                "schedule": schedule,
+                "scriptPath": "tasks/burst.sh",
+                "enabled": True,
+                "environment": {"STAMPS": str(stamps), "ENDS": str(ends)},
+            }
+        )
+    start_engine()
+
+    def queued_ahead() -> list[Job]:
+        jobs = [j for j in eops.store.queued_jobs() if j.scheduled_for == slot]
+        return jobs if len(jobs) == 12 else []
+
+    jobs = sorted(wait_for(queued_ahead, what="the burst's jobs queued ahead"), key=lambda j: j.id)
+    jobs_dir = esite / "data" / "jobs"
+    wait_for(
+        lambda: all(
+            (jobs_dir / str(job.id) / name).is_file()
+            for job in jobs
+            for name in ("stdout.log", "stderr.log")
+        ),
+        what="their folders and output files",
+    )
+    assert time.time() < slot.timestamp(), "made ahead of the slot"
+
+    wait_for(lambda: len(_times(stamps)) >= 2, what="the first two to start")
+    skipped = jobs[8]
+    assert eops.jobs.stop(skipped.id).state is JobState.STOPPED  # waiting for a place
+    others = [job for job in jobs if job is not skipped]
+    wait_for(lambda: len(_times(ends)) >= len(others), what="the others to end", timeout=30)
+    started, ended = _times(stamps), _times(ends)
+    assert sorted(started) == [job.id for job in others]
+    assert all(len(moments) == 1 for moments in started.values())  # each once
+    claimed = [_started_at(eops, job.id) for job in others]
+    assert claimed[:2] == [slot, slot]
+    assert claimed == sorted(claimed)  # in order (those started together: the same moment)
+    assert min(moments[0] for moments in started.values()) >= slot.timestamp()
+    for job in others:  # never more than two at once
+        moment = started[job.id][0]
+        assert sum(started[j][0] <= moment < ended[j][0] for j in started) <= 2
+    after = eops.jobs.get(skipped.id)
+    assert after.state is JobState.STOPPED and after.started_at is None
+    wait_for(
+        lambda: all(eops.jobs.get(job.id).state is JobState.COMPLETED for job in others),
+        what="their ends recorded",
+    )
