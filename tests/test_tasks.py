@@ -301,6 +301,22 @@ def test_setting_a_field_back_to_the_yaml_value_drops_the_override(ops: taskops.
     assert task.overridden == frozenset()
 
 
+def test_a_value_of_another_type_is_a_change_even_when_python_calls_it_equal(
+    ops: taskops.TaskOps,
+) -> None:
+    """1, 1.0 and true are equal in Python, not in the YAML or the JSON a user sees."""
+    task = ops.tasks.update("global.Cleanup", {"parameters": {"RETENTION_DAYS": True}})
+    assert task.spec.parameters == {"RETENTION_DAYS": True}
+    assert task.spec.parameters["RETENTION_DAYS"] is True
+    assert task.overridden == {"parameters"}
+    task = ops.tasks.update("global.Cleanup", {"parameters": {"RETENTION_DAYS": 30.0}})
+    assert type(task.spec.parameters["RETENTION_DAYS"]) is float
+    assert ops.tasks.get("global.Cleanup").overridden == {"parameters"}
+    task = ops.tasks.update("global.Cleanup", {"parameters": {"RETENTION_DAYS": 30}})
+    assert type(task.spec.parameters["RETENTION_DAYS"]) is int
+    assert task.overridden == frozenset()  # the YAML's value again: no override
+
+
 def test_default_task_script_path_and_name_are_read_only(ops: taskops.TaskOps) -> None:
     with pytest.raises(InvalidInput, match="read-only"):
         ops.tasks.update("vault.VaultBackup", {"scriptPath": "tasks/other.py"})

@@ -160,6 +160,18 @@ def _flatten_overrides(spec: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down: 1, 1.0 and true are equal in Python,
+    not in the YAML or the JSON a user sees."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def _apply_overrides(spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(spec)
     out["termination"] = dict(spec["termination"])
@@ -743,7 +755,7 @@ class TaskService:
                         )
                 yaml_flat = _flatten_overrides(entry.default.spec)
                 wanted = _flatten_overrides(merged)
-                changed = {k: v for k, v in wanted.items() if v != yaml_flat.get(k)}
+                changed = {k: v for k, v in wanted.items() if not _same_value(v, yaml_flat.get(k))}
                 cleared = [k for k in yaml_flat if k not in changed]
                 self._ops.store.set_overrides(task_id, values=changed, clear=cleared, now=now)
                 return self.get(task_id)
