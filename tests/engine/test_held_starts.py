@@ -328,3 +328,32 @@ def test_a_burst_queued_ahead_starts_in_order_under_the_cap_each_job_once(
         lambda: all(eops.jobs.get(job.id).state is JobState.COMPLETED for job in others),
         what="their ends recorded",
     )
+
+
+def test_an_engine_that_loses_its_lease_lets_its_held_process_go_and_leaves_the_job(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    """Another engine took the lease (this one was thought dead): the job this one queued
+    ahead is the new holder's to start, so its held process ends having run nothing, its
+    runspace is closed and the job stays queued."""
+    stamps = esite / "stamps.txt"
+    task_id = _add_ticking_task(eops, esite, stamps, "python")
+    engine = start_engine(heartbeat=0.05)
+    job, space = wait_for(
+        lambda: _held(eops, task_id, ahead=0.3), what="a job held ahead of its slot"
+    )
+    (held,) = wait_for(_fork_server_children, what="the held process")
+    stolen = eops.store.acquire_lease(
+        "the-new-holder", pid=1, now=datetime.now(UTC), ttl=60, steal_from=engine.holder
+    )
+    assert stolen is not None and stolen.holder == engine.holder
+
+    wait_for(lambda: not engine.active, what="the engine to notice")
+    wait_for(lambda: not held.is_running(), what="the held process to end")
+    assert eops.runspaces.get(space.id).state is RunspaceState.CLOSED
+    assert job.scheduled_for is not None
+    slot = job.scheduled_for.timestamp()
+    wait_for(lambda: time.time() > slot + 0.5, what="its slot to pass")
+    after = eops.jobs.get(job.id)
+    assert after.state is JobState.QUEUED and after.started_at is None  # the new holder's
+    assert job.id not in _stamps(stamps)
