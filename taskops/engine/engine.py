@@ -520,18 +520,12 @@ class Engine:
             if fire.slot <= now:
                 active[fire.task_id] = busy + 1
         # the slots due together go in at once; a slot another engine ran already is skipped
-        ids = self.store.insert_jobs(rows)
-        self._folders.make(
-            [
-                JobFiles(self.jobs_dir / str(job_id))
-                for row, job_id in zip(rows, ids, strict=True)
-                if job_id is not None and row["scheduled_for"] > now
-            ]
-        )
-        for row, job_id in zip(rows, ids, strict=True):
+        ahead: list[JobFiles] = []  # their folders are made before the slot
+        for row, job_id in zip(rows, self.store.insert_jobs(rows), strict=True):
             if job_id is None:
                 continue
             if row["scheduled_for"] > now:
+                ahead.append(JobFiles(self.jobs_dir / str(job_id)))
                 start = JobStart(
                     job_id=job_id,
                     name=row["name"],
@@ -544,6 +538,7 @@ class Engine:
                 self._prepare_now = True
             else:
                 self._look_now = True
+        self._folders.make(ahead)
 
     # -- starting jobs -----------------------------------------------------------------------
 
