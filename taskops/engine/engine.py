@@ -72,13 +72,29 @@ from taskops.model import (
 )
 from taskops.store import JobEnd, JobEndResult, JobStart, Store
 
-__all__ = ["CLAIM_AHEAD", "PREPARE_AHEAD", "Engine", "TaskDefinition", "TaskSource"]
+__all__ = [
+    "CLAIM_AHEAD",
+    "PREPARE_AHEAD",
+    "PREPARE_PER_JOB",
+    "Engine",
+    "TaskDefinition",
+    "TaskSource",
+]
 
 _log = logging.getLogger("taskops.engine")
 
 PREPARE_AHEAD = 0.5
 """Seconds before a slot that its job is queued and its process forked and held, so that at
-the slot the engine only claims the job and says "go" (one signal)."""
+the slot the engine only claims the job and says "go" (one signal). A slot of many jobs is
+prepared earlier, ``PREPARE_PER_JOB`` more per job, up to ``PREPARE_AHEAD_MAX``."""
+
+PREPARE_PER_JOB = 0.001
+"""Seconds more of lead per job due at a slot: queuing a job ahead and making its folder
+and output files cost up to ~1 ms here (the disk varies), and all of it has to be done
+before the slot (2,000 jobs due at one minute are queued 2.5 s ahead)."""
+
+PREPARE_AHEAD_MAX = 5.0
+"""The most seconds ahead of its slot that a job is queued, however many are due with it."""
 
 CLAIM_AHEAD = 0.01
 """Seconds before its slot that a job queued ahead is claimed (``Running``, startedAt its
@@ -366,7 +382,7 @@ class Engine:
         if self._active:
             wake = self.scheduler.next_wakeup()
             if wake is not None:
-                lead = PREPARE_AHEAD if self._forks is not None else 0.0
+                lead = self._lead(wake)
                 timeout = min(timeout, max(0.0, (wake - now).total_seconds() - lead))
             coming = [slot for slot in self._ahead_slots if slot > now]
             if coming:
@@ -375,6 +391,14 @@ class Engine:
             left = QUIET_AFTER_START - (time.monotonic() - self._ends_seen)
             timeout = min(timeout, max(0.0, min(self._quiet_left(), left)))
         return timeout
+
+    def _lead(self, slot: datetime) -> float:
+        """Seconds before ``slot`` that its jobs are queued (``PREPARE_AHEAD``, more for a
+        slot of many jobs); 0 without the fork server (a job then is queued at its slot)."""
+        if self._forks is None:
+            return 0.0
+        jobs = self.scheduler.pending_at(slot)
+        return min(PREPARE_AHEAD + PREPARE_PER_JOB * jobs, PREPARE_AHEAD_MAX)
 
     def _quiet_left(self) -> float:
         """Seconds left of the quiet moment after jobs were started (0 when none)."""
@@ -475,10 +499,13 @@ class Engine:
 
     def _fire_due(self, now: datetime) -> None:
         """Queue the jobs of the slots due now, and (with the fork server) of those due
-        within ``PREPARE_AHEAD``: those wait in the queue for their slot, their process
+        within their lead (``_lead``): those wait in the queue for their slot, their process
         forked and held meanwhile (``_prepare``); their overlap check is made at the slot
         (``_dispatch``)."""
-        until = now + timedelta(seconds=PREPARE_AHEAD) if self._forks is not None else None
+        wake = self.scheduler.next_wakeup()
+        if wake is None:
+            return
+        until = now + timedelta(seconds=self._lead(wake))
         fires, missed = self.scheduler.due(now, until=until)
         for miss in missed:
             _log.info(
@@ -866,9 +893,11 @@ class Engine:
             )
 
     def _forget_gone(self) -> None:
-        """Let go of the held processes, and forget the jobs queued ahead, that are no
-        longer queued (stopped or removed while they waited)."""
-        waiting = set(self._held) | set(self._ahead)
+        """Let go of the held processes whose jobs are no longer queued (stopped or removed
+        while they waited). (Another job queued ahead and stopped is forgotten at its slot:
+        ``_dispatch`` claims only the jobs still queued. Asking about each of a burst's
+        2,000 here, once a second, would cost the burst its time.)"""
+        waiting = set(self._held)
         if not waiting:
             return
         gone = waiting - self.store.still_queued(waiting)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,7 @@ class Scheduler:
         self._heap: list[tuple[datetime, int, str, int]] = []
         self._seq = itertools.count()
         self._versions = itertools.count(1)
+        self._pending: Counter[datetime] = Counter()  # heap items per slot, stale included
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -86,6 +88,7 @@ class Scheduler:
         while no engine ran are seen by ``due`` and handled by the misfire policy)."""
         start = since if since is not None and since < now else now
         wanted = {task.id: task for task in tasks}
+        following = _NextRuns()
         for task_id in list(self._entries):
             if task_id not in wanted:
                 del self._entries[task_id]
@@ -96,12 +99,28 @@ class Scheduler:
                 continue
             version = next(self._versions)
             self._entries[task_id] = _Entry(task=task, version=version)
-            self._push(task, version, task.schedule.next_run(start=start))
+            self._push(task, version, following(task, start))
 
     def _push(self, task: ScheduledTask, version: int, when: datetime | None) -> None:
         if when is not None:
             # in UTC: two datetimes of one zone compare by wall time, ignoring the DST fold
-            heapq.heappush(self._heap, (when.astimezone(UTC), next(self._seq), task.id, version))
+            when = when.astimezone(UTC)
+            heapq.heappush(self._heap, (when, next(self._seq), task.id, version))
+            self._pending[when] += 1
+
+    def _pop(self) -> tuple[datetime, int, str, int]:
+        item = heapq.heappop(self._heap)
+        left = self._pending[item[0]] - 1
+        if left:
+            self._pending[item[0]] = left
+        else:
+            del self._pending[item[0]]
+        return item
+
+    def pending_at(self, when: datetime) -> int:
+        """How many fires are due at ``when`` (at most: a task changed or removed since its
+        slot was pushed is still counted)."""
+        return self._pending.get(when.astimezone(UTC), 0)
 
     def next_wakeup(self) -> datetime | None:
         """The earliest pending slot (in UTC), or None when nothing is scheduled."""
@@ -110,7 +129,7 @@ class Scheduler:
             entry = self._entries.get(task_id)
             if entry is not None and entry.version == version:
                 return self._heap[0][0]
-            heapq.heappop(self._heap)
+            self._pop()
         return None
 
     def next_slot(self, task_id: str) -> datetime | None:
@@ -131,23 +150,39 @@ class Scheduler:
         last = max(now, until.astimezone(UTC)) if until is not None else now
         fires: list[Fire] = []
         missed: list[Missed] = []
+        following = _NextRuns()
         while self._heap and self._heap[0][0] <= last:
-            when, _, task_id, version = heapq.heappop(self._heap)
+            when, _, task_id, version = self._pop()
             entry = self._entries.get(task_id)
             if entry is None or entry.version != version:
                 continue
             task = entry.task
             if now - when <= self.misfire_grace:
                 fires.append(Fire(task_id=task_id, slot=when))
-                self._push(task, version, task.schedule.next_run(start=when))
+                self._push(task, version, following(task, when))
                 continue
-            resumes = task.schedule.next_run(start=now)
+            resumes = following(task, now)
             if task.misfire is MisfirePolicy.ONCE:
                 fires.append(Fire(task_id=task_id, slot=when, misfired=True))
-                later = task.schedule.next_run(start=when)
+                later = following(task, when)
                 if later is not None and later <= now:
                     missed.append(Missed(task_id=task_id, first=later, resumes=resumes))
             else:
                 missed.append(Missed(task_id=task_id, first=when, resumes=resumes))
             self._push(task, version, resumes)
         return fires, missed
+
+
+class _NextRuns:
+    """``next_run`` of tasks' schedules, computed once per schedule and start: tasks that
+    share an expression and timezone (2,000 due at one minute, say) share their next slot,
+    and croniter costs ~0.2 ms a call."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[Schedule, datetime], datetime | None] = {}
+
+    def __call__(self, task: ScheduledTask, start: datetime) -> datetime | None:
+        key = (task.schedule, start)  # equal schedules: the same expression and timezone
+        if key not in self._known:
+            self._known[key] = task.schedule.next_run(start=start)
+        return self._known[key]

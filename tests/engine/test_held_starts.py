@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 import taskops
+from taskops.engine import engine as engine_module
 from taskops.engine.engine import Engine
 from taskops.engine.executor import RUNNER, SERVE_FLAG
 from taskops.errors import NotFound
@@ -141,7 +142,11 @@ def test_a_task_disabled_before_its_slot_does_not_run(
 
     wait_for(dropped, what="the held job to be dropped at its slot")
     assert job.id not in _stamps(stamps)  # its code never ran
-    assert eops.runspaces.get(space.id).state is RunspaceState.CLOSED
+    # (its runspace is closed just after the job is dropped, as its process is let go)
+    wait_for(
+        lambda: eops.runspaces.get(space.id).state is RunspaceState.CLOSED,
+        what="the held runspace to be closed",
+    )
     wait_for(lambda: not held.is_running(), what="the held process to end")
 
 
@@ -328,6 +333,43 @@ def test_a_burst_queued_ahead_starts_in_order_under_the_cap_each_job_once(
         lambda: all(eops.jobs.get(job.id).state is JobState.COMPLETED for job in others),
         what="their ends recorded",
     )
+
+
+def test_a_slot_of_many_jobs_is_queued_further_ahead(
+    eops: taskops.TaskOps,
+    esite: Path,
+    start_engine: Callable[..., Engine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lead grows with the jobs due at a slot (``PREPARE_PER_JOB`` each; made large
+    here so that ten show it): queuing them and making their folders must be done before
+    the slot, or the burst starts late (2,000 due at a minute used to overrun the half
+    second). Every slot still runs once, at its time."""
+    monkeypatch.setattr(engine_module, "PREPARE_PER_JOB", 0.2)  # ten jobs: 2.5 s ahead
+    stamps, ends = esite / "stamps.txt", esite / "ends.txt"
+    script = esite / "tasks/burst.sh"
+    script.write_text(BURST_SH)
+    script.chmod(0o755)
+    slot = datetime.fromtimestamp(int(time.time()) + 6, UTC)
+    for index in range(10):
+        eops.tasks.create(
+            {
+                "app": "global",
+                "name": f"Many{index:02d}",
+                "schedule": f"{slot.minute} {slot.hour} * * * {slot.second}",
+                "scriptPath": "tasks/burst.sh",
+                "enabled": True,
+                "environment": {"STAMPS": str(stamps), "ENDS": str(ends)},
+            }
+        )
+    start_engine()
+    wait_for(lambda: len(_times(ends)) == 10, what="the ten to run", timeout=30)
+    jobs = [job for job in eops.jobs.list(limit=100) if job.scheduled_for == slot]
+    assert len(jobs) == 10 and all(len(t) == 1 for t in _times(stamps).values())
+    for job in jobs:
+        assert job.queued_at <= slot - timedelta(seconds=2.3)  # not the default 0.5 s
+        assert job.started_at is not None and job.started_at >= slot
+        assert min(_times(stamps)[job.id]) >= slot.timestamp()
 
 
 def test_an_engine_that_loses_its_lease_lets_its_held_process_go_and_leaves_the_job(

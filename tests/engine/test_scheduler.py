@@ -142,3 +142,42 @@ def test_changing_a_schedule_reschedules_only_that_task() -> None:
     assert len(scheduler) == 1
     assert scheduler.next_wakeup() == datetime(2026, 1, 16, 14, 30, tzinfo=UTC)
     assert scheduler.due(datetime(2026, 1, 16, 14, 20, tzinfo=UTC)) == ([], [])
+
+
+def test_tasks_sharing_a_schedule_fire_together_and_are_counted_per_slot() -> None:
+    """Tasks with one expression and timezone share their next slot (computed once per
+    slot, not per task); ``pending_at`` says how many are due at a slot, which is how far
+    ahead the engine prepares it. Another zone with the same expression keeps its own
+    slots."""
+    clock = FakeClock(datetime(2026, 3, 28, 23, 59, 0, tzinfo=UTC))  # DST in Berlin next
+    scheduler = Scheduler()
+    shared = [task(f"t{n}", "30 2 * * *") for n in range(50)]
+    berlin = [task(f"b{n}", "30 2 * * *", BERLIN) for n in range(3)]
+    scheduler.set_tasks([*shared, *berlin], now=clock.now())
+    utc_slot = datetime(2026, 3, 29, 2, 30, tzinfo=UTC)
+    berlin_slot = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 02:30 skipped: 03:00 CEST
+    assert scheduler.pending_at(utc_slot) == 50
+    assert scheduler.pending_at(berlin_slot) == 3
+    assert scheduler.pending_at(utc_slot + timedelta(days=1)) == 0
+    fired = run_until(scheduler, clock, datetime(2026, 3, 30, 3, 0, tzinfo=UTC))
+    assert sorted(s for t, s in fired if t == "t7") == [utc_slot, utc_slot + timedelta(days=1)]
+    assert sorted(s for t, s in fired if t == "b1") == [
+        berlin_slot,
+        datetime(2026, 3, 30, 0, 30, tzinfo=UTC),  # 02:30 CEST
+    ]
+    assert len(fired) == 2 * 53
+    assert scheduler.pending_at(utc_slot) == 0  # fired: no longer pending
+    assert scheduler.pending_at(utc_slot + timedelta(days=2)) == 50
+
+
+def test_a_rescheduled_task_is_counted_at_its_new_slot() -> None:
+    clock = FakeClock(datetime(2026, 1, 16, 14, 0, 0, tzinfo=UTC))
+    scheduler = Scheduler()
+    scheduler.set_tasks([task("a", "0 15 * * *"), task("b", "0 15 * * *")], now=clock.now())
+    at_three = datetime(2026, 1, 16, 15, 0, tzinfo=UTC)
+    assert scheduler.pending_at(at_three) == 2
+    scheduler.set_tasks([task("a", "0 15 * * *"), task("b", "0 16 * * *")], now=clock.now())
+    assert scheduler.pending_at(at_three + timedelta(hours=1)) == 1
+    clock.set(at_three)
+    assert [f.task_id for f in scheduler.due(clock.now())[0]] == ["a"]
+    assert scheduler.pending_at(at_three) == 0  # b's old item gone with a's
