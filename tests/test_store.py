@@ -281,9 +281,10 @@ def test_the_start_path_runs_the_same_statements_whatever_the_batch(
     tmp_path: Path, size: int
 ) -> None:
     """Statements built per batch, not per row: as many ``execute`` calls (each one an
-    ``executemany`` over the rows) for 40 jobs as for one. (On SQLite SQLAlchemy runs the
-    ``INSERT ... RETURNING`` of a batch a row per cursor call, prepared once, so that the ids
-    come back in the order of the rows.)"""
+    ``executemany`` over the rows) for 40 jobs as for one, and on the start path as many
+    calls of the database's cursor too. (On SQLite SQLAlchemy runs an ``INSERT ...
+    RETURNING`` whose ids must come back in the order of the rows a row per cursor call:
+    ``insert_jobs`` does, ahead of the slot; the runspaces opened at the start do not.)"""
     store = Store.for_sqlite(tmp_path / "x.db")
     store.insert_jobs([_slot_row("old", "app.Old", T0)])
     rows = [_slot_row("old again", "app.Old", T0)]  # a slot that has run
@@ -292,17 +293,27 @@ def test_the_start_path_runs_the_same_statements_whatever_the_batch(
     ids = store.insert_jobs(rows)
     inserted = len(statements)
     starts = [_start(store, i) for i in ids if i is not None]
-    statements.clear()
+    cursor: list[str] = []
+    event.listen(
+        store._engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, sql, *_: cursor.append(sql) if not sql.startswith("BEGIN") else None,
+    )
     claimed = store.start_jobs(starts, now=T0)
-    started = len(statements)
-    statements.clear()
+    started = len(cursor)
+    cursor.clear()
     store.set_processes([(s.job_id, r, 100 + s.job_id, 1.0) for s, _, r in claimed])
-    recorded = len(statements)
+    recorded = len(cursor)
     assert len(claimed) == size
     assert [begin for begin in begins if begin == "write"] == ["write", "write", "write"]
     # the slots taken, one INSERT; the jobs read, claimed, their runspaces opened; the
     # jobs' and the runspaces' processes
     assert (inserted, started, recorded) == (2, 3, 2)
+    assert {space.job_id for space in store.runspace_rows()} == {s.job_id for s in starts}
+    for start, _, runspace_id in claimed:  # each job got its own runspace
+        assert store.get_job(start.job_id).runspace_id == runspace_id
+        assert store.runspace_row(runspace_id).job_id == start.job_id
+        assert store.runspace_row(runspace_id).pid == 100 + start.job_id
 
 
 def test_the_ends_of_a_turn_are_recorded_in_one_write_transaction(tmp_path: Path) -> None:

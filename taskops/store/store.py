@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from taskops.errors import Conflict, NotFound
 from taskops.model import (
@@ -778,7 +779,8 @@ class Store:
                     claimed.append((start, dict(row.command or {})))
             if not claimed:
                 return []
-            conn.execute(
+            _execute_many(
+                conn,
                 _CLAIM_JOB,
                 [
                     {
@@ -893,7 +895,7 @@ class Store:
                 if recorded
             ]
             if job_rows:
-                conn.execute(_FINISH_JOB, job_rows)
+                _execute_many(conn, _FINISH_JOB, job_rows)
             runspace_rows = [
                 {
                     "b_id": end.runspace_id,
@@ -909,7 +911,7 @@ class Store:
                 if end.runspace_id is not None
             ]
             if runspace_rows:
-                conn.execute(_CLOSE_RUNSPACE, runspace_rows)
+                _execute_many(conn, _CLOSE_RUNSPACE, runspace_rows)
             counted = [
                 index
                 for index, (end, recorded, state, _, _) in enumerate(decided)
@@ -1615,8 +1617,9 @@ _CLAIM_JOB = (
 """Queued -> Running of one job (executed for many at once, for jobs read as queued in the
 same transaction)."""
 
-_OPEN_WORKER = t.runspaces.insert().returning(t.runspaces.c.id, sort_by_parameter_order=True)
-"""Runspace rows, executed for many at once; their ids in the order of the rows."""
+_OPEN_WORKER = t.runspaces.insert().returning(t.runspaces.c.id, t.runspaces.c.job_id)
+"""Worker runspace rows, executed for many at once: one statement (ids in the order of the
+rows would take one statement per row on SQLite), ``(id, job id)`` of each."""
 
 _SET_JOB_PROCESS = (
     t.jobs.update()
@@ -1641,6 +1644,48 @@ _RUNSPACE_TAKES_JOB = _SET_RUNSPACE_PROCESS.values(availability=Availability.BUS
 """A held process starts its job: its runspace is ``Opened`` and ``Busy``."""
 
 
+_COMPILED: dict[tuple[sa.ClauseElement, str], tuple[str, tuple[str, ...] | None, dict[str, Any]]]
+_COMPILED = {}
+"""Statements run by :func:`_execute_many`, compiled: by ``(statement, dialect name)``."""
+
+
+def _execute_many(
+    conn: Connection, statement: sa.ClauseElement, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Execute ``statement`` (a module-level constant) once per row of ``rows`` in one
+    ``executemany`` of the DBAPI cursor, compiled once per dialect. The engine's per-batch
+    writes take this way: SQLAlchemy's own handling of each row's parameters cost as much
+    as SQLite's work (the writes of a burst's job: ~0.3 ms instead of ~0.45 here). The
+    parameters get no type processing but this: a datetime becomes epoch seconds
+    (``Timestamp``); give other values as stored (strings for enums)."""
+    key = (statement, conn.dialect.name)
+    known = _COMPILED.get(key)
+    if known is None:
+        compiled = statement.compile(dialect=conn.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        known = _COMPILED[key] = (compiled.string, order, dict(compiled.params))
+    sql, order, defaults = known
+    names = order if order is not None else tuple(defaults)
+    values = [
+        [_stored(row[name]) if name in row else defaults[name] for name in names] for row in rows
+    ]
+    if order is not None:
+        conn.exec_driver_sql(sql, [tuple(row) for row in values])
+    else:
+        conn.exec_driver_sql(sql, [dict(zip(names, row, strict=True)) for row in values])
+
+
+def _stored(value: Any) -> Any:
+    """A parameter of :func:`_execute_many` as stored: a datetime as ``Timestamp`` stores
+    it (aware only), anything else as it is."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give a timezone")
+        return value.timestamp()
+    return value
+
+
 def _record_processes(
     conn: Connection,
     processes: Sequence[tuple[int, int, int, float]],
@@ -1649,14 +1694,16 @@ def _record_processes(
 ) -> None:
     """Record ``(job id, runspace id, pid, create time)`` on each job's row and, by
     ``runspace_update``, on its runspace's."""
-    conn.execute(
+    _execute_many(
+        conn,
         _SET_JOB_PROCESS,
         [
             {"b_id": job_id, "b_pid": pid, "b_create_time": created, "b_runspace": rs}
             for job_id, rs, pid, created in processes
         ],
     )
-    conn.execute(
+    _execute_many(
+        conn,
         runspace_update,
         [{"b_id": rs, "b_pid": pid, "b_create_time": created} for _, rs, pid, created in processes],
     )
@@ -1687,7 +1734,10 @@ def _open_workers(
         }
         for start in starts
     ]
-    return [int(runspace_id) for runspace_id in conn.execute(_OPEN_WORKER, rows).scalars().all()]
+    opened = {
+        int(job_id): int(runspace_id) for runspace_id, job_id in conn.execute(_OPEN_WORKER, rows)
+    }
+    return [opened[start.job_id] for start in starts]
 
 
 def _slot_key(conn: Connection, row: Mapping[str, Any]) -> tuple[str | None, float] | None:
@@ -1772,6 +1822,13 @@ _SET_FAILURES = (
 )
 
 
+_ADD_RUNTIME = t.task_runtime.insert().values(
+    task_id=sa.bindparam("task_id"),
+    consecutive_failures=sa.bindparam("consecutive_failures"),
+    last_outcome_at=sa.bindparam("last_outcome_at"),
+)
+
+
 def _count_outcomes(conn: Connection, runs: Sequence[tuple[JobEnd, bool]]) -> list[int]:
     """Count finished runs ``(end, failed)`` of tasks, in order, in ``conn``'s transaction
     (as :meth:`Store.record_outcome` one after the other): each one's consecutive failures
@@ -1799,14 +1856,14 @@ def _count_outcomes(conn: Connection, runs: Sequence[tuple[JobEnd, bool]]) -> li
         if task in known
     ]
     if updates:
-        conn.execute(_SET_FAILURES, updates)
+        _execute_many(conn, _SET_FAILURES, updates)
     inserts = [
         {"task_id": task, "consecutive_failures": current[task], "last_outcome_at": at}
         for task, at in last.items()
         if task not in known
     ]
     if inserts:
-        conn.execute(t.task_runtime.insert(), inserts)
+        _execute_many(conn, _ADD_RUNTIME, inserts)
     return out
 
 
