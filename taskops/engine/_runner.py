@@ -796,10 +796,17 @@ def _file_stamp(path: str) -> tuple[int, int] | None:
     return info.st_mtime_ns, info.st_size
 
 
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+"""Signals Python ignores that an executable gets back at their default (as ``Popen``'s
+``restore_signals`` does)."""
+
+
 def _execute(job: Mapping[str, Any]) -> None:
     """Replace the child by the job's executable; when that fails, report it as
     ``Popen`` would have: "could not start: <why>" in stderr and the result."""
     argv = [str(part) for part in job["argv"]]
+    for signum in _DEFAULT_SIGNALS:  # ignored by Python, and an exec keeps them ignored
+        signal.signal(signum, signal.SIG_DFL)
     try:
         os.execvpe(argv[0], argv, os.environ)
     except OSError as exc:

@@ -283,6 +283,32 @@ def test_an_executable_started_by_its_go_does_not_block_the_go_signal(jobs: Jobs
     assert not blocks_go(files.stdout.read_text())
 
 
+def ignores(status: str, signum: int) -> bool:
+    """Whether ``/proc/<pid>/status`` text shows ``signum`` ignored."""
+    (line,) = [line for line in status.splitlines() if line.startswith("SigIgn:")]
+    return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_an_executable_of_the_fork_server_gets_sigpipe_back(jobs: Jobs, held: bool) -> None:
+    """Python ignores SIGPIPE (and SIGXFSZ), and an ignored signal stays ignored across an
+    exec: an executable forked by the server gets them back at their default, as
+    ``Popen`` does (else ``yes | head -1`` in a job's script would not end ``yes``)."""
+    files = jobs.files()
+    command = {"argv": ["grep", "SigIgn", "/proc/self/status"]}
+    if held:
+        pid = jobs.hold(command, files)
+        wait_until_held(pid)
+        jobs.server.go(pid)
+    else:
+        pid = jobs.started(jobs.server.run(command, env=jobs.env(files), files=files))
+    assert jobs.server.exit_code(pid, timeout=10) == 0
+    assert ignores(Path(f"/proc/{jobs.server.pid}/status").read_text(), signal.SIGPIPE)
+    status = files.stdout.read_text()
+    assert not ignores(status, signal.SIGPIPE)
+    assert not ignores(status, signal.SIGXFSZ)
+
+
 END_OF_A_JOB = """import atexit, os, threading, time
 
 OUT = os.environ["OUT"]
