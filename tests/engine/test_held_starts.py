@@ -350,7 +350,7 @@ def test_a_slot_of_many_jobs_is_queued_further_ahead(
     script = esite / "tasks/burst.sh"
     script.write_text(BURST_SH)
     script.chmod(0o755)
-    slot = datetime.fromtimestamp(int(time.time()) + 6, UTC)
+    slot = datetime.fromtimestamp(int(time.time()) + 9, UTC)  # time to start the engine
     for index in range(10):
         eops.tasks.create(
             {
