@@ -756,13 +756,12 @@ class Engine:
         early: Mapping[int, datetime],
     ) -> None:
         """Start the held processes of ``claims``, jobs claimed for the same moment: at that
-        moment (their slot, when claimed ahead of it) each gets its "go", then the engine
-        watches them."""
-        self._wait_until(early.get(claims[0][0].job_id))
-        pids = [self._held[claim.job_id].pid for claim, _, _ in claims]
-        went = [pid is not None and ForkServer.go(pid) for pid in pids]
+        moment (their slot, when claimed ahead of it) each gets its "go". The engine watches
+        them from just before (a pidfd and a check of each process): that work is then
+        not taken from the jobs as they start, on a machine with few cores."""
         now = self.clock.now()
-        for (claim, command, runspace_id), started in zip(claims, went, strict=True):
+        going: list[tuple[int, int]] = []  # (job id, pid)
+        for claim, command, runspace_id in claims:
             held = self._held.pop(claim.job_id)
             assert held.pid is not None and held.create_time is not None
             start = _Start(
@@ -776,8 +775,9 @@ class Engine:
                 runspace_id=runspace_id,
                 env={},
             )
-            if started:
+            if is_same_process(held.pid, held.create_time):
                 self._watch_started(start, held.pid, held.create_time, None)
+                going.append((claim.job_id, held.pid))
             else:
                 self._fail_to_start(
                     claim.job_id,
@@ -786,6 +786,11 @@ class Engine:
                     start.files,
                     OSError("its process, forked ahead, was gone"),
                 )
+        self._wait_until(early.get(claims[0][0].job_id))
+        for job_id, pid in going:
+            # one gone since is watched: its end (a held process that gave up) is recorded
+            if not ForkServer.go(pid):
+                _log.warning("job %s: its process, forked ahead, was gone at its go", job_id)
 
     def _usable_held(self, job_id: int) -> _Held | None:
         """The held process of ``job_id`` when it can be started (it waits, and its fork

@@ -150,6 +150,29 @@ def test_a_task_disabled_before_its_slot_does_not_run(
     wait_for(lambda: not held.is_running(), what="the held process to end")
 
 
+def test_a_job_whose_held_process_dies_before_its_slot_still_runs_once(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    """The engine watches a held job from just before its go; a held process killed before
+    that is noticed, and its job starts anyway, once, another way."""
+    stamps = esite / "stamps.txt"
+    task_id = _add_ticking_task(eops, esite, stamps, "python")
+    start_engine()
+    job, space = wait_for(
+        lambda: _held(eops, task_id, ahead=0.3), what="a job held ahead of its slot"
+    )
+    (held,) = wait_for(_fork_server_children, what="the held process")
+    assert held.pid == space.pid or space.pid is None  # (its pid is recorded at the start)
+    held.kill()
+    wait_for(lambda: job.id in _stamps(stamps), what="the job to run all the same")
+    eops.tasks.disable(task_id)
+    ran = wait_for(lambda: (j := eops.jobs.get(job.id)).state.finished and j, what="the job to end")
+    assert ran.state is JobState.COMPLETED
+    assert ran.pid != held.pid
+    lines = stamps.read_text().splitlines()
+    assert [line.split()[0] for line in lines].count(str(job.id)) == 1  # once
+
+
 def test_a_held_job_stopped_before_its_slot_never_runs(
     eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
 ) -> None:
