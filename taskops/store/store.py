@@ -1667,8 +1667,10 @@ def _execute_many(
         known = _COMPILED[key] = (compiled.string, order, dict(compiled.params))
     sql, order, defaults = known
     names = order if order is not None else tuple(defaults)
+    dialect = conn.dialect
     values = [
-        [_stored(row[name]) if name in row else defaults[name] for name in names] for row in rows
+        [_stored(row[name], dialect) if name in row else defaults[name] for name in names]
+        for row in rows
     ]
     if order is not None:
         conn.exec_driver_sql(sql, [tuple(row) for row in values])
@@ -1676,13 +1678,14 @@ def _execute_many(
         conn.exec_driver_sql(sql, [dict(zip(names, row, strict=True)) for row in values])
 
 
-def _stored(value: Any) -> Any:
+_TIMESTAMP = t.Timestamp()
+
+
+def _stored(value: Any, dialect: sa.Dialect) -> Any:
     """A parameter of :func:`_execute_many` as stored: a datetime as ``Timestamp`` stores
-    it (aware only), anything else as it is."""
+    it, anything else as it is."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; give a timezone")
-        return value.timestamp()
+        return _TIMESTAMP.process_bind_param(value, dialect)
     return value
 
 
