@@ -59,12 +59,47 @@ def create_time_of(pid: int) -> float | None:
 
 def start_time_of(pid: int) -> float | None:
     """The start time of process ``pid``, a zombie's too, or None when there is none: what
-    is recorded of a process just started (one read of ``/proc`` where
-    :func:`create_time_of` needs two)."""
+    is recorded of a process just started, as psutil's ``create_time()`` gives it (ticks
+    since boot plus the boot time), read from ``/proc/<pid>/stat`` alone. The engine
+    calls this for each job it starts; psutil would also read the whole of ``/proc/stat``
+    for the boot time each time (~40 µs against ~15 here)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:  # gone (or no /proc): psutil's way says so
+        return _psutil_start_time(pid)
+    # the fields after the name, which is in parentheses and may hold anything: the
+    # start time is field 22 of the whole line, so the 20th of those
+    ticks = int(data[data.rindex(b")") + 2 :].split(None, 20)[19])
+    return ticks / _CLOCK_TICKS + _BOOT.time()
+
+
+def _psutil_start_time(pid: int) -> float | None:
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class _BootTime:
+    """``psutil.boot_time()``, read again once a second at most: the kernel's value is
+    whole seconds and moves only when the wall clock is set."""
+
+    def __init__(self) -> None:
+        self._value = 0.0
+        self._read_at = -1.0
+
+    def time(self) -> float:
+        now = time.monotonic()
+        if self._read_at < 0 or now - self._read_at >= 1.0:
+            self._value, self._read_at = psutil.boot_time(), now
+        return self._value
+
+
+_BOOT = _BootTime()
 
 
 def is_same_process(pid: int | None, create_time: float | None) -> bool:
