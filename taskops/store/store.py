@@ -211,8 +211,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        # on the DBAPI connection itself: through SQLAlchemy's execution this statement
+        # cost a third of an empty transaction (~35 of ~105 µs), paid by every one
         write = conn.get_execution_options().get("taskops_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write else "BEGIN"
+        )
 
 
 class Store:
