@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -513,3 +513,38 @@ def test_a_version_1_store_is_migrated_and_keeps_its_history(tmp_path: Path) -> 
     assert job.name == "old" and job.over_time is False and job.removed is False
     runspace = store.open_runspace(kind=RunspaceKind.WORKER, owner="Manual", now=T0)
     assert store.runspace_row(runspace).pid is None  # nullable from version 2 on
+
+
+def test_a_job_queued_ahead_of_its_slot_is_not_active_yet_and_starts_after_one_run_by_hand(
+    tmp_path: Path,
+) -> None:
+    """The engine queues a slot's job shortly before the slot. Until the slot that job is
+    not active (Run now must not answer 409 then), and a job queued by hand meanwhile
+    starts before it: the slot's overlap check then sees the run by hand."""
+    store = Store.for_sqlite(tmp_path / "x.db")
+    slot = T0 + timedelta(seconds=2)
+    ahead = store.insert_job(
+        name="slot",
+        owner="TaskEngine",
+        state=JobState.QUEUED,
+        queued_at=T0,
+        task_id="app.T",
+        scheduled_for=slot,
+    )
+    other = store.insert_job(
+        name="other", owner="Manual", state=JobState.RUNNING, queued_at=T0, task_id="app.U"
+    )
+    assert store.active_jobs_by_task(now=T0) == {"app.U": 1}
+    by_hand = store.insert_job(
+        name="by hand",
+        owner="Manual",
+        state=JobState.QUEUED,
+        queued_at=T0 + timedelta(seconds=1),
+        task_id="app.T",
+    )
+    assert store.active_jobs_by_task(now=T0 + timedelta(seconds=1)) == {"app.T": 1, "app.U": 1}
+    assert store.active_jobs_by_task(now=slot) == {"app.T": 2, "app.U": 1}
+    assert [j.id for j in store.queued_jobs(due_by=T0 + timedelta(seconds=1))] == [by_hand]
+    assert [j.id for j in store.queued_jobs(due_by=slot)] == [by_hand, ahead]
+    assert [start.job_id for start, _ in store.next_queued(limit=5)] == [by_hand, ahead]
+    assert other not in [j.id for j in store.queued_jobs()]

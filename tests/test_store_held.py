@@ -73,10 +73,10 @@ def test_next_queued_gives_the_jobs_next_in_line_with_their_commands(store: Stor
 
     assert store.next_queued(limit=10) == [
         (start_of(store, first), secret),  # not masked: the engine runs it
+        (start_of(store, last), {}),  # due since it was queued, before the slot below
         (start_of(store, ahead), {"argv": ["true"]}),  # queued ahead of its slot: in line
-        (start_of(store, last), {}),
     ]
-    assert [start.job_id for start, _ in store.next_queued(limit=2)] == [first, ahead]
+    assert [start.job_id for start, _ in store.next_queued(limit=2)] == [first, last]
     assert start_of(store, first) == JobStart(
         job_id=first, name="First", task_id="app.First", app="app", owner="TaskEngine"
     )

@@ -516,7 +516,8 @@ class Engine:
             )
         if not fires:
             return
-        active = self.store.active_jobs_by_task() if any(f.slot <= now for f in fires) else {}
+        due = any(f.slot <= now for f in fires)
+        active = self.store.active_jobs_by_task(now=now) if due else {}
         rows: list[dict[str, Any]] = []
         for fire in fires:
             definition = self._definitions.get(fire.task_id)

@@ -640,14 +640,14 @@ class TaskService:
         Conflict when as many runs as ``maxInstances`` allows are queued or running."""
         with self._ops._audited("task.run", str(task_id)) as extra:
             entry = self._entry(self._view(), task_id)
-            busy = self._ops.store.active_jobs_by_task().get(entry.id, 0)
+            now = self._ops.clock.now()
+            busy = self._ops.store.active_jobs_by_task(now=now).get(entry.id, 0)
             limit = entry.spec["maxInstances"]
             if busy >= limit:
                 raise Conflict(
                     f"{task_id} is running already ({busy} of maxInstances {limit} queued or "
                     "running); stop that run first or raise maxInstances"
                 )
-            now = self._ops.clock.now()
             job_id = self._ops.store.insert_job(
                 name=job_name("Task", entry.spec["name"], now, load_timezone(entry.timezone)),
                 owner=JobOwner.MANUAL.value,

@@ -565,15 +565,15 @@ class Store:
     # -- job lifecycle (used by the engine) ------------------------------------------------
 
     def queued_jobs(self, *, limit: int = 1000, due_by: datetime | None = None) -> list[Job]:
-        """Queued jobs, oldest first (first in, first out). With ``due_by``, only those
-        that may start then: a job the engine queued ahead of its slot waits for it."""
+        """Queued jobs, first in first out (:data:`_QUEUE_ORDER`). With ``due_by``, only
+        those that may start then: a job the engine queued ahead of its slot waits for it."""
         query = sa.select(t.jobs).where(t.jobs.c.state == JobState.QUEUED.value)
         if due_by is not None:
             query = query.where(
                 sa.or_(t.jobs.c.scheduled_for.is_(None), t.jobs.c.scheduled_for <= due_by)
             )
         with self._read() as conn:
-            rows = conn.execute(query.order_by(t.jobs.c.id).limit(limit)).all()
+            rows = conn.execute(query.order_by(*_QUEUE_ORDER).limit(limit)).all()
         return [_job(row._mapping) for row in rows]
 
     def next_queued(self, *, limit: int) -> list[tuple[JobStart, dict[str, Any]]]:
@@ -591,7 +591,7 @@ class Store:
                     t.jobs.c.command,
                 )
                 .where(t.jobs.c.state == JobState.QUEUED.value)
-                .order_by(t.jobs.c.id)
+                .order_by(*_QUEUE_ORDER)
                 .limit(limit)
             ).all()
         return [
@@ -1007,16 +1007,25 @@ class Store:
             rows = conn.execute(query.order_by(t.jobs.c.id)).all()
         return [_job(row._mapping) for row in rows]
 
-    def active_jobs_by_task(self) -> dict[str, int]:
-        """task id -> how many of its jobs are queued or running."""
+    def active_jobs_by_task(self, *, now: datetime) -> dict[str, int]:
+        """task id -> how many of its jobs are queued or running at ``now``. A job queued
+        ahead of a slot still to come (the engine queues a slot's jobs shortly before it)
+        is not counted: it is not running yet, and whether it runs is decided at its slot
+        (it is skipped if the task is busy then)."""
+        jobs = t.jobs.c
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(t.jobs.c.task_id, sa.func.count().label("n"))
+                sa.select(jobs.task_id, sa.func.count().label("n"))
                 .where(
-                    t.jobs.c.task_id.is_not(None),
-                    t.jobs.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                    jobs.task_id.is_not(None),
+                    jobs.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+                    sa.or_(
+                        jobs.state == JobState.RUNNING.value,
+                        jobs.scheduled_for.is_(None),
+                        jobs.scheduled_for <= now,
+                    ),
                 )
-                .group_by(t.jobs.c.task_id)
+                .group_by(jobs.task_id)
             ).all()
         return {row.task_id: int(row.n) for row in rows}
 
@@ -1601,6 +1610,12 @@ _INSERT_JOB = t.jobs.insert().returning(t.jobs.c.id, sort_by_parameter_order=Tru
 _SLOT_CHUNK = 400
 """Rows whose slots :func:`_taken_slots` looks up per query (two parameters each at most,
 under SQLite's oldest limit of 999)."""
+
+_QUEUE_ORDER = (sa.func.coalesce(t.jobs.c.scheduled_for, t.jobs.c.queued_at), t.jobs.c.id)
+"""The order queued jobs start in: by the time each became due, its slot or else when it
+was queued (then by id). A job queued ahead of its slot thus starts after a job queued
+by hand before that slot ("Run now" in the lead), which its slot's overlap check then
+sees; by id alone, the job queued ahead would go first."""
 
 _JOBS_STARTING = (
     sa.select(t.jobs.c.id, t.jobs.c.state, t.jobs.c.command)

@@ -425,3 +425,44 @@ def test_an_engine_that_loses_its_lease_lets_its_held_process_go_and_leaves_the_
     after = eops.jobs.get(job.id)
     assert after.state is JobState.QUEUED and after.started_at is None  # the new holder's
     assert job.id not in _stamps(stamps)
+
+
+def test_run_now_just_before_a_slot_runs_and_the_slot_is_skipped_while_it_runs(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    """Run now while the next slot's job is queued and held ahead: not a 409 (that job is
+    not running yet). The run by hand starts at once; the slot, due while it still runs,
+    is skipped and recorded as such (maxInstances 1), its held process let go."""
+    stamps = esite / "stamps.txt"
+    task_id = _add_ticking_task(eops, esite, stamps, "python")
+    eops.tasks.update(
+        task_id,
+        {"schedule": "* * * * * */3", "environment": {"STAMPS": str(stamps), "NAP": "1.5"}},
+    )
+    start_engine()
+    job, space = wait_for(
+        lambda: _held(eops, task_id, ahead=0.2), what="a job held ahead of its slot"
+    )
+    assert not _stamps(stamps)  # nothing of the task has run yet
+    by_hand = eops.tasks.run(task_id)  # answered 409 while a job was queued ahead
+    assert by_hand.state is JobState.QUEUED and by_hand.owner == "Manual"
+    wait_for(
+        lambda: any(slot == job.scheduled_for for slot, _ in eops.store.skipped_runs(task_id)),
+        what="the slot to be skipped",
+    )
+    eops.tasks.disable(task_id)
+    ran = wait_for(
+        lambda: (j := eops.jobs.get(by_hand.id)).state.finished and j, what="the run by hand"
+    )
+    assert ran.state is JobState.COMPLETED
+    assert ran.started_at is not None and job.scheduled_for is not None
+    assert ran.started_at < job.scheduled_for  # it did not wait for the slot
+    (reason,) = [r for slot, r in eops.store.skipped_runs(task_id) if slot == job.scheduled_for]
+    assert "still running" in reason
+    assert job.id not in _stamps(stamps)
+    with pytest.raises(NotFound):
+        eops.jobs.get(job.id)  # a slot is run or skipped, never both
+    wait_for(
+        lambda: eops.runspaces.get(space.id).state is RunspaceState.CLOSED,
+        what="the held process to be let go",
+    )
