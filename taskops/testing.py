@@ -13,13 +13,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
+
+if TYPE_CHECKING:
+    import sqlalchemy
 
 __all__ = [
     "API_PATH",
@@ -33,6 +37,7 @@ __all__ = [
     "jupyter_env",
     "make_site",
     "serve_site",
+    "traced_sql",
     "wait_for",
 ]
 
@@ -344,3 +349,35 @@ def _serve_once(
         process.wait(10)
         raise
     return served
+
+
+@contextmanager
+def traced_sql(
+    engine: sqlalchemy.Engine, record: Callable[[str], None] | None = None
+) -> Iterator[list[str]]:
+    """The statements SQLite runs through ``engine`` (a SQLite store's, ``store._engine``)
+    while the block runs, in the thread that runs them: a list filled as they run, or
+    ``record`` called with each.
+    This sees every path to the database (SQLAlchemy's or the DBAPI connection's own), so
+    a test can count write transactions by their ``BEGIN IMMEDIATE``. (SQLite shows an
+    ``executemany`` once per row.)"""
+    import sqlalchemy as sa
+
+    statements: list[str] = []
+    on = threading.Event()
+    on.set()
+    note = record or statements.append
+
+    def trace(sql: str) -> None:
+        if on.is_set():
+            note(sql)
+
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(trace)
+
+    sa.event.listen(engine, "checkout", on_checkout)
+    try:
+        yield statements
+    finally:
+        on.clear()
+        sa.event.remove(engine, "checkout", on_checkout)

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -20,6 +21,7 @@ from taskops.model import JobState, RunspaceKind, RunspaceState
 from taskops.store import JobStart, Store, schema
 from taskops.store import store as store_module
 from taskops.store.store import JobEnd
+from taskops.testing import traced_sql
 
 T0 = datetime(2026, 1, 16, 14, 0, tzinfo=UTC)
 
@@ -276,39 +278,68 @@ def _start(store: Store, job_id: int) -> JobStart:
     return JobStart(job_id=job.id, name=job.name, task_id=job.task_id, app=job.app, owner=job.owner)
 
 
+class _CountingCursor:
+    """A DBAPI cursor that notes the SQL of each call made of it (an ``executemany`` over
+    many rows is one call)."""
+
+    def __init__(self, cursor: Any, calls: list[str]) -> None:
+        self._cursor, self._calls = cursor, calls
+
+    def execute(self, sql: str, *params: Any) -> Any:
+        self._calls.append(sql)
+        return self._cursor.execute(sql, *params)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        self._calls.append(sql)
+        return self._cursor.executemany(sql, rows)
+
+    def fetchall(self) -> Any:
+        return self._cursor.fetchall()
+
+
+def _batch_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of each call the store's batch transactions (the engine's writes) make of
+    their DBAPI cursor."""
+    calls: list[str] = []
+    real = store_module._Batch.__init__
+
+    def counted(self: Any, cursor: Any, dialect: Any) -> None:
+        real(self, _CountingCursor(cursor, calls), dialect)
+
+    monkeypatch.setattr(store_module._Batch, "__init__", counted)
+    return calls
+
+
 @pytest.mark.parametrize("size", [1, 40])
 def test_the_start_path_runs_the_same_statements_whatever_the_batch(
-    tmp_path: Path, size: int
+    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Statements built per batch, not per row: as many ``execute`` calls (each one an
     ``executemany`` over the rows) for 40 jobs as for one, and on the start path as many
-    calls of the database's cursor too. (On SQLite SQLAlchemy runs an ``INSERT ...
-    RETURNING`` whose ids must come back in the order of the rows a row per cursor call:
-    ``insert_jobs`` does, ahead of the slot; the runspaces opened at the start do not.)"""
+    calls of the database's cursor too, one transaction each. (On SQLite SQLAlchemy runs
+    an ``INSERT ... RETURNING`` whose ids must come back in the order of the rows a row
+    per cursor call: ``insert_jobs`` does, ahead of the slot; the runspaces opened at the
+    start are one ``executemany``, their ids read back by one query.)"""
     store = Store.for_sqlite(tmp_path / "x.db")
     store.insert_jobs([_slot_row("old", "app.Old", T0)])
     rows = [_slot_row("old again", "app.Old", T0)]  # a slot that has run
     rows += [_slot_row(f"j{n}", f"app.T{n}", T0) for n in range(size)]
-    begins, statements = _writes_and_statements(store)
-    ids = store.insert_jobs(rows)
-    inserted = len(statements)
-    starts = [_start(store, i) for i in ids if i is not None]
-    cursor: list[str] = []
-    event.listen(
-        store._engine,
-        "before_cursor_execute",
-        lambda _conn, _cursor, sql, *_: cursor.append(sql) if not sql.startswith("BEGIN") else None,
-    )
-    claimed = store.start_jobs(starts, now=T0)
-    started = len(cursor)
-    cursor.clear()
-    store.set_processes([(s.job_id, r, 100 + s.job_id, 1.0) for s, _, r in claimed])
-    recorded = len(cursor)
+    _, statements = _writes_and_statements(store)
+    calls = _batch_calls(monkeypatch)
+    with traced_sql(store._engine) as traced:
+        ids = store.insert_jobs(rows)
+        inserted = len(statements)
+        starts = [_start(store, i) for i in ids if i is not None]
+        claimed = store.start_jobs(starts, now=T0)
+        started = len([sql for sql in calls if not sql.startswith("BEGIN")])
+        calls.clear()
+        store.set_processes([(s.job_id, r, 100 + s.job_id, 1.0) for s, _, r in claimed])
+        recorded = len([sql for sql in calls if not sql.startswith("BEGIN")])
     assert len(claimed) == size
-    assert [begin for begin in begins if begin == "write"] == ["write", "write", "write"]
-    # the slots taken, one INSERT; the jobs read, claimed, their runspaces opened; the
-    # jobs' and the runspaces' processes
-    assert (inserted, started, recorded) == (2, 3, 2)
+    assert traced.count("BEGIN IMMEDIATE") == 3  # a write transaction each
+    # the slots taken, one INSERT; the jobs read, claimed, their runspaces opened and
+    # their ids read; the jobs' and the runspaces' processes
+    assert (inserted, started, recorded) == (2, 4, 2)
     assert {space.job_id for space in store.runspace_rows()} == {s.job_id for s in starts}
     for start, _, runspace_id in claimed:  # each job got its own runspace
         assert store.get_job(start.job_id).runspace_id == runspace_id
@@ -367,15 +398,9 @@ def test_the_ends_of_a_turn_are_recorded_in_one_write_transaction(tmp_path: Path
         end(asked, JobState.FAILED, 1),
         end(ignored, JobState.COMPLETED, 0, stopped_if_requested=True),
     ]
-    writes: list[str] = []
-
-    def on_begin(conn: Connection) -> None:
-        writes.append("write" if conn.get_execution_options().get("taskops_write") else "read")
-
-    event.listen(store._engine, "begin", on_begin)
-    results = store.finish_jobs(ends)
-    event.remove(store._engine, "begin", on_begin)
-    assert writes == ["write"]
+    with traced_sql(store._engine) as traced:
+        results = store.finish_jobs(ends)
+    assert [sql for sql in traced if sql.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
 
     assert [(r.job_id, r.recorded, r.state, r.failures) for r in results] == [
         (bad, True, JobState.FAILED, 2),

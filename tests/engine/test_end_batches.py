@@ -16,14 +16,12 @@ from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
 
 import taskops
 from taskops.engine.engine import Engine
 from taskops.model import JobState, RunspaceState
 from taskops.store.store import JobEnd, JobEndResult
-from taskops.testing import wait_for
+from taskops.testing import traced_sql, wait_for
 
 Wait = Callable[..., Any]
 
@@ -71,17 +69,15 @@ def held(eops: taskops.TaskOps, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hel
             state.writes.append(local.writes)
             local.writes = 0
 
-    def on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("taskops_write") and hasattr(local, "writes"):
+    def on_statement(sql: str) -> None:  # in the thread that runs it
+        if sql == "BEGIN IMMEDIATE" and hasattr(local, "writes"):
             local.writes += 1
 
-    engine = store._engine
-    event.listen(engine, "begin", on_begin)
     monkeypatch.setattr(store, "stop_requests", stop_requests)
     monkeypatch.setattr(store, "finish_jobs", finish_jobs)
-    yield state
-    state.release.set()
-    event.remove(engine, "begin", on_begin)
+    with traced_sql(store._engine, on_statement):
+        yield state
+        state.release.set()
 
 
 @pytest.fixture
