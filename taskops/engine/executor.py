@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -76,23 +77,24 @@ def job_name(prefix: str, name: str, when: datetime, zone: tzinfo | None = None)
 
 @dataclass(frozen=True)
 class JobFiles:
-    """Where a job's output and reports live: ``<jobs>/<id>/``."""
+    """Where a job's output and reports live: ``<jobs>/<id>/``. (The paths are made once:
+    the engine reads some of them each turn.)"""
 
     folder: Path
 
-    @property
+    @functools.cached_property
     def stdout(self) -> Path:
         return self.folder / "stdout.log"
 
-    @property
+    @functools.cached_property
     def stderr(self) -> Path:
         return self.folder / "stderr.log"
 
-    @property
+    @functools.cached_property
     def progress(self) -> Path:
         return self.folder / "progress.json"
 
-    @property
+    @functools.cached_property
     def result(self) -> Path:
         return self.folder / "result.json"
 
@@ -207,10 +209,15 @@ def spawn(
     command: Mapping[str, Any], *, env: Mapping[str, str], files: JobFiles
 ) -> subprocess.Popen[bytes]:
     """Start the job's process in its own session, output appended to its files.
-    Raises OSError when it cannot be started (missing file, not executable, bad cwd)."""
-    files.folder.mkdir(parents=True, exist_ok=True)
+    Raises OSError when it cannot be started (missing file, not executable, bad cwd). Its
+    folder is made when missing (usually it is made ahead, by :class:`FolderMaker`)."""
+    try:
+        out = files.stdout.open("ab")
+    except FileNotFoundError:
+        files.folder.mkdir(parents=True, exist_ok=True)
+        out = files.stdout.open("ab")
     cwd = command.get("cwd") or None
-    with files.stdout.open("ab") as out, files.stderr.open("ab") as err:
+    with out, files.stderr.open("ab") as err:
         return subprocess.Popen(
             argv_for(command),
             cwd=cwd,
