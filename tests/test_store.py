@@ -573,3 +573,47 @@ def test_a_job_queued_ahead_of_its_slot_is_not_active_yet_and_starts_after_one_r
     assert [j.id for j in store.queued_jobs(due_by=slot)] == [by_hand, ahead]
     assert [start.job_id for start, _ in store.next_queued(limit=5)] == [by_hand, ahead]
     assert other not in [j.id for j in store.queued_jobs()]
+
+
+def test_an_older_store_gets_the_new_indexes_and_the_queue_is_read_by_its_own(
+    tmp_path: Path,
+) -> None:
+    """``create_all`` makes the indexes of new tables only; opening a store made before an
+    index was added creates it. The engine's look at the queue then reads the first jobs
+    in order from that index instead of sorting every queued job."""
+    path = tmp_path / "x.db"
+    Store.for_sqlite(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX ix_jobs_queue")
+        conn.execute("DROP INDEX ix_runspaces_job")
+    store = Store.for_sqlite(path)
+    with sqlite3.connect(path) as conn:
+        names = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    assert {"ix_jobs_queue", "ix_runspaces_job", "ix_jobs_state"} <= names
+    slot = T0 + timedelta(seconds=5)
+    ids = [
+        store.insert_job(
+            name=f"j{n}",
+            owner="Manual",
+            state=JobState.QUEUED,
+            queued_at=T0,
+            task_id=f"app.T{n}",
+            scheduled_for=slot if n % 2 else None,
+        )
+        for n in range(6)
+    ]
+    assert [s.job_id for s in store.queued_starts(limit=2, due_by=T0)] == [ids[0], ids[2]]
+    assert [s.job_id for s in store.queued_starts(limit=9, due_by=slot)] == [
+        j.id for j in store.queued_jobs(due_by=slot)
+    ]
+    assert [s.job_id for s in store.queued_starts(limit=9, due_by=slot)] == ids[0::2] + ids[1::2]
+    plan: list[str] = []
+    with traced_sql(store._engine) as traced:
+        store.queued_starts(limit=2, due_by=T0)
+    (query,) = [sql for sql in traced if sql.startswith("SELECT")]
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + query)]
+    assert any("ix_jobs_queue" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan

@@ -588,10 +588,7 @@ class Engine:
         mono = time.monotonic()
         if self._look_now or mono - self._last_look >= self.poll_interval:
             self._look_now, self._last_look = False, mono
-            found = [
-                JobStart(job_id=j.id, name=j.name, task_id=j.task_id, app=j.app, owner=j.owner)
-                for j in self.store.queued_jobs(limit=free, due_by=due_by)
-            ]
+            found = self.store.queued_starts(limit=free, due_by=due_by)
             # more may wait: look again when a place frees, unless all are jobs this engine
             # queued ahead (those that follow them are known, see below)
             self._look_now = len(found) == free and any(j.job_id not in self._ahead for j in found)

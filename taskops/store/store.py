@@ -298,6 +298,7 @@ class Store:
                 conn.execute(sa.text("DROP TABLE IF EXISTS runspaces"))
             t.metadata.create_all(conn)
             _add_missing_columns(conn)
+            _add_missing_indexes(conn)
             if found == 0:
                 conn.execute(
                     t.meta.insert().values(key="schema_version", value=str(t.SCHEMA_VERSION))
@@ -589,14 +590,23 @@ class Store:
     def queued_jobs(self, *, limit: int = 1000, due_by: datetime | None = None) -> list[Job]:
         """Queued jobs, first in first out (:data:`_QUEUE_ORDER`). With ``due_by``, only
         those that may start then: a job the engine queued ahead of its slot waits for it."""
-        query = sa.select(t.jobs).where(t.jobs.c.state == JobState.QUEUED.value)
-        if due_by is not None:
-            query = query.where(
-                sa.or_(t.jobs.c.scheduled_for.is_(None), t.jobs.c.scheduled_for <= due_by)
-            )
+        query = _queued(sa.select(t.jobs), due_by)
         with self._read() as conn:
-            rows = conn.execute(query.order_by(*_QUEUE_ORDER).limit(limit)).all()
+            rows = conn.execute(query.limit(limit)).all()
         return [_job(row._mapping) for row in rows]
+
+    def queued_starts(self, *, limit: int, due_by: datetime) -> list[JobStart]:
+        """The first ``limit`` queued jobs that may start by ``due_by``, as
+        :meth:`queued_jobs` orders them: what the engine claims them by (its look at the
+        queue, each turn while jobs start; whole job rows cost it ~1 ms more)."""
+        jobs = t.jobs.c
+        query = _queued(sa.select(jobs.id, jobs.name, jobs.task_id, jobs.app, jobs.owner), due_by)
+        with self._read() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        return [
+            JobStart(job_id=r.id, name=r.name, task_id=r.task_id, app=r.app, owner=r.owner)
+            for r in rows
+        ]
 
     def next_queued(self, *, limit: int) -> list[tuple[JobStart, dict[str, Any]]]:
         """The first ``limit`` queued jobs (those queued ahead of their slot included), in
@@ -1640,6 +1650,18 @@ was queued (then by id). A job queued ahead of its slot thus starts after a job 
 by hand before that slot ("Run now" in the lead), which its slot's overlap check then
 sees; by id alone, the job queued ahead would go first."""
 
+
+def _queued(query: sa.Select[Any], due_by: datetime | None) -> sa.Select[Any]:
+    """``query`` of the queued jobs (those that may start by ``due_by``, when given: a job
+    queued ahead of its slot waits for it), in the order they start."""
+    query = query.where(t.jobs.c.state == JobState.QUEUED.value)
+    if due_by is not None:
+        query = query.where(
+            sa.or_(t.jobs.c.scheduled_for.is_(None), t.jobs.c.scheduled_for <= due_by)
+        )
+    return query.order_by(*_QUEUE_ORDER)
+
+
 _JOBS_STARTING = (
     sa.select(t.jobs.c.id, t.jobs.c.state, t.jobs.c.command)
     .where(t.jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -1989,6 +2011,14 @@ def _bump_revision(conn: Connection) -> None:
     )
     if done.rowcount == 0:
         conn.execute(t.meta.insert().values(key="tasks_revision", value="1"))
+
+
+def _add_missing_indexes(conn: Connection) -> None:
+    """Create every index a table of an older store lacks (``create_all`` makes those of
+    new tables only). ``IF NOT EXISTS``: an index on an expression is not reflected."""
+    for table in t.metadata.sorted_tables:
+        for index in table.indexes:
+            conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _add_missing_columns(conn: Connection) -> None:
