@@ -1766,7 +1766,7 @@ class _Batch:
             self._cursor.executemany(sql, [dict(zip(names, row, strict=True)) for row in values])
 
     def rows(self, statement: sa.ClauseElement, **params: Any) -> list[tuple[Any, ...]]:
-        """The rows of a query; a list parameter fills its expanding ``IN``."""
+        """The rows of a query whose parameters are expanding ``IN`` lists (a list each)."""
         compiled = self._compiler(statement)
         state = compiled.construct_expanded_state(
             {name: [_stored(v, self._dialect) for v in value] for name, value in params.items()}
