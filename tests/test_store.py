@@ -617,3 +617,32 @@ def test_an_older_store_gets_the_new_indexes_and_the_queue_is_read_by_its_own(
         plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + query)]
     assert any("ix_jobs_queue" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_the_change_count_moves_with_each_commit_from_another_connection(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    store = Store.for_sqlite(path)
+    first = store.change_count()
+    assert first is not None and store.change_count() == first  # nothing committed
+    assert store.queued_jobs() == [] and store.change_count() == first  # a read
+    store.insert_job(name="j", owner="Manual", state=JobState.QUEUED, queued_at=T0)
+    second = store.change_count()
+    assert second != first  # this process's own write, on another connection
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sqlite3
+                with sqlite3.connect({str(path)!r}) as conn:
+                    conn.execute("UPDATE jobs SET name = 'renamed'")
+                """
+            ),
+        ],
+        check=True,
+    )
+    assert store.change_count() not in (first, second)  # another process's
+    store.close()

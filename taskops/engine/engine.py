@@ -108,6 +108,11 @@ next jobs, looking at the queue when nothing new can be there): the jobs just st
 the cores first (five due at once on two cores: the last one's first line ~2 ms after its
 slot)."""
 
+LOOK_AT_LEAST = 1.0
+"""Seconds between two reads of the queue at most, even when the store says nothing was
+committed since the last (``Store.change_count``; else the queue is read each poll
+interval): a job queued earlier for a slot still to come becomes due without a commit."""
+
 HOLD_LIMIT = 300.0
 """Seconds a held process waits for its "go" before it gives up and ends, having run
 nothing (its job then starts the plain way, when its turn comes)."""
@@ -278,6 +283,8 @@ class Engine:
         self._last_release = 0.0
         self._look_now = True  # at the queue in the next turn (else once a poll interval)
         self._last_look = 0.0
+        self._last_read = 0.0  # the queue last read (``_last_look``: last looked at)
+        self._seen_changes: int | None = None  # the store's change count at the last look
         self._last_reload = 0.0
         self._last_retention = 0.0
         self._last_standby_try = 0.0
@@ -586,8 +593,10 @@ class Engine:
             return False
         due_by = now + timedelta(seconds=CLAIM_AHEAD)
         mono = time.monotonic()
-        if self._look_now or mono - self._last_look >= self.poll_interval:
-            self._look_now, self._last_look = False, mono
+        if self._look_now or (
+            mono - self._last_look >= self.poll_interval and self._queue_may_have_moved(mono)
+        ):
+            self._look_now, self._last_look, self._last_read = False, mono, mono
             found = self.store.queued_starts(limit=free, due_by=due_by)
             # more may wait: look again when a place frees, unless all are jobs this engine
             # queued ahead (those that follow them are known, see below)
@@ -683,6 +692,18 @@ class Engine:
         )
         for start, pid, created, process in started:
             self._watch_started(start, pid, created, process, settings)
+        return True
+
+    def _queue_may_have_moved(self, mono: float) -> bool:
+        """Whether the poll's look at the queue is worth a query: something was committed
+        since the last one, or it is ``LOOK_AT_LEAST`` old. (Idle, the engine looks five
+        times a second; most of what it costs then was these queries.)"""
+        count = self.store.change_count()
+        moved = count is None or count != self._seen_changes
+        self._seen_changes = count
+        if not moved and mono - self._last_read < LOOK_AT_LEAST:
+            self._last_look = mono  # looked, in effect: nothing committed since
+            return False
         return True
 
     def _environment(

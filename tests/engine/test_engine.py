@@ -7,8 +7,9 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,13 @@ import psutil
 import pytest
 
 import taskops
+from taskops.engine import engine as engine_module
 from taskops.engine.engine import Engine
 from taskops.errors import Conflict, InvalidInput, NotFound
 from taskops.inspect.processes import tagged_processes
 from taskops.inspect.sampler import RunspaceSampler
 from taskops.model import MASK, Availability, JobState, RunspaceState
+from taskops.store import Store
 from taskops.testing import wait_for
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -434,3 +437,47 @@ def test_runspaces_of_the_engine_and_its_workers_live_and_close(
     assert eops.runspaces.get(worker.id).state is RunspaceState.CLOSED
     eops.engine.stop()
     assert eops.runspaces.get(engine_space.id).state is RunspaceState.CLOSED
+
+
+def test_the_idle_engine_reads_the_queue_only_after_a_commit_yet_sees_jobs_queued_elsewhere(
+    eops: taskops.TaskOps,
+    esite: Path,
+    start_engine: Callable[..., Engine],
+    wait_finished: Wait,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Idle, the engine polls every poll interval (0.05 s here) but reads the queue only
+    when the store's change count moved (else once a ``LOOK_AT_LEAST``, a minute here):
+    a job queued by another connection, with no wake-up, still starts at once."""
+    monkeypatch.setattr(engine_module, "LOOK_AT_LEAST", 60.0)
+    reads: list[float] = []
+    real = eops.store.queued_starts
+
+    def counted(**kwargs: Any) -> Any:
+        reads.append(time.monotonic())
+        return real(**kwargs)
+
+    monkeypatch.setattr(eops.store, "queued_starts", counted)
+    start_engine(heartbeat=30.0)
+    time.sleep(0.5)  # start-up's own writes settle
+    reads.clear()
+    time.sleep(2.0)
+    assert len(reads) <= 1, reads  # 40 polls, nothing committed
+    other = Store.for_sqlite(eops.site.data_dir / "taskops.db")  # another connection
+    try:
+        queued_at = time.monotonic()
+        job_id = other.insert_job(
+            name="from elsewhere",
+            owner="Manual",
+            state=JobState.QUEUED,
+            queued_at=datetime.now(UTC),
+            command={"kind": "exec", "argv": ["true"], "cwd": None},
+        )
+    finally:
+        other.close()
+    job = wait_finished(eops, job_id)
+    assert job.state is JobState.COMPLETED
+    assert job.started_at is not None
+    assert time.monotonic() - queued_at < 10
+    started = [t for t in reads if t >= queued_at]
+    assert started and started[0] - queued_at < 1.0  # seen by its commit
