@@ -624,40 +624,18 @@ class Store:
         """The first ``limit`` queued jobs that may start by ``due_by``, as
         :meth:`queued_jobs` orders them: what the engine claims them by (its look at the
         queue, each turn while jobs start; whole job rows cost it ~1 ms more)."""
-        jobs = t.jobs.c
-        query = _queued(sa.select(jobs.id, jobs.name, jobs.task_id, jobs.app, jobs.owner), due_by)
         with self._read() as conn:
-            rows = conn.execute(query.limit(limit)).all()
-        return [
-            JobStart(job_id=r.id, name=r.name, task_id=r.task_id, app=r.app, owner=r.owner)
-            for r in rows
-        ]
+            rows = conn.execute(_queued(sa.select(*_START_COLUMNS), due_by).limit(limit)).all()
+        return [_job_start(row) for row in rows]
 
     def next_queued(self, *, limit: int) -> list[tuple[JobStart, dict[str, Any]]]:
         """The first ``limit`` queued jobs (those queued ahead of their slot included), in
         the order they start, each with its stored command, unmasked (only the engine runs
         it)."""
+        query = _queued(sa.select(*_START_COLUMNS, t.jobs.c.command), None)
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(
-                    t.jobs.c.id,
-                    t.jobs.c.name,
-                    t.jobs.c.task_id,
-                    t.jobs.c.app,
-                    t.jobs.c.owner,
-                    t.jobs.c.command,
-                )
-                .where(t.jobs.c.state == JobState.QUEUED.value)
-                .order_by(*_QUEUE_ORDER)
-                .limit(limit)
-            ).all()
-        return [
-            (
-                JobStart(job_id=r.id, name=r.name, task_id=r.task_id, app=r.app, owner=r.owner),
-                dict(r.command or {}),
-            )
-            for r in rows
-        ]
+            rows = conn.execute(query.limit(limit)).all()
+        return [(_job_start(row), dict(row.command or {})) for row in rows]
 
     def still_queued(self, job_ids: Iterable[int]) -> set[int]:
         """Those of ``job_ids`` that are still queued (not started, stopped or removed)."""
@@ -1685,6 +1663,15 @@ def _queued(query: sa.Select[Any], due_by: datetime | None) -> sa.Select[Any]:
             sa.or_(t.jobs.c.scheduled_for.is_(None), t.jobs.c.scheduled_for <= due_by)
         )
     return query.order_by(*_QUEUE_ORDER)
+
+
+_START_COLUMNS = (t.jobs.c.id, t.jobs.c.name, t.jobs.c.task_id, t.jobs.c.app, t.jobs.c.owner)
+"""What a queued job is claimed by (:class:`JobStart`)."""
+
+
+def _job_start(row: Any) -> JobStart:
+    """The :class:`JobStart` of a row that has :data:`_START_COLUMNS`."""
+    return JobStart(job_id=row.id, name=row.name, task_id=row.task_id, app=row.app, owner=row.owner)
 
 
 _JOBS_STARTING = (
