@@ -85,7 +85,8 @@ _log = logging.getLogger("taskops.engine")
 
 PREPARE_AHEAD = 0.5
 """Seconds before a slot that its job is queued and its process forked and held, so that at
-the slot the engine only claims the job and says "go" (one signal). A slot of many jobs is
+the slot the engine only claims the job and says "go" (one signal, or a line on a held
+executable's pipe). A slot of many jobs is
 prepared earlier, ``PREPARE_PER_JOB`` more per job, up to ``PREPARE_AHEAD_MAX``."""
 
 PREPARE_PER_JOB = 0.001
@@ -115,7 +116,8 @@ interval): a job queued earlier for a slot still to come becomes due without a c
 
 HOLD_LIMIT = 300.0
 """Seconds a held process waits for its "go" before it gives up and ends, having run
-nothing (its job then starts the plain way, when its turn comes)."""
+nothing (its job then starts the plain way, when its turn comes). A held executable's wait
+is ended by the fork server's owner (``ForkServer.poll``), or when the engine is gone."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -637,7 +639,7 @@ class Engine:
             (c for c in claims if c[0].job_id in held), key=lambda c: early.get(c[0].job_id, now)
         )
         for _, group in itertools.groupby(ready, key=lambda c: early.get(c[0].job_id, now)):
-            self._release(list(group), early)  # forked and set up: one signal each
+            self._release(list(group), early)  # forked and set up: one go each
         for job_id in set(held) - {claim.job_id for claim, _, _ in claims}:
             self._let_go([job_id])  # stopped or removed while it waited
         self._wait_until(
@@ -814,10 +816,12 @@ class Engine:
                     start.files,
                     OSError("its process, forked ahead, was gone"),
                 )
+        forks = self._forks
+        assert forks is not None  # the processes were held by it
         self._wait_until(early.get(claims[0][0].job_id))
         for job_id, pid in going:
             # one gone since is watched: its end (a held process that gave up) is recorded
-            if not ForkServer.go(pid):
+            if not forks.go(pid):
                 _log.warning("job %s: its process, forked ahead, was gone at its go", job_id)
 
     def _usable_held(self, job_id: int) -> _Held | None:
@@ -1393,7 +1397,8 @@ class Engine:
                 error=error,
             )
         self._record_ends(at_once=True)  # before the first slots are fired (overlap check)
-        # processes a stopped engine held for queued jobs end by themselves (HOLD_LIMIT)
+        # processes a stopped engine held for queued jobs have ended or will by themselves
+        # (a Python job within a second of its fork server's end, an executable at once)
         self.store.close_unstarted_workers(host=self._host, now=now)
 
     # -- retention ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import os
 import queue
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -238,7 +239,9 @@ class ForkServer:
 
     A job can also be *held* (:meth:`submit` with ``hold``): forked ahead, set up (session,
     output files, folder, environment) and waiting for :meth:`go`, which is one signal.
-    That is how the engine starts a job at its slot without paying for the fork then.
+    That is how the engine starts a job at its slot without paying for the fork then. A
+    held executable waits in a shell, on a pipe this side keeps the other end of: its go
+    is a line written there (see ``_runner.serve``).
 
     The protocol is ``_runner.serve``'s: one JSON request per line, one reply per request,
     and a line for each job's end. Used from the engine's thread only. When the server
@@ -252,6 +255,9 @@ class ForkServer:
         self._answers: dict[int, int | OSError] = {}
         self._tickets = itertools.count(1)
         self._exits: dict[int, int] = {}
+        self._requests: socket.socket | None = None
+        self._pipes: dict[int, _GoPipe] = {}  # a held executable's, by ticket until forked
+        self._piped: dict[int, _GoPipe] = {}  # then by pid
         self.generation = 0
         """Counts the servers started: a held child of an earlier one cannot be trusted
         (its end would never be reported)."""
@@ -269,13 +275,22 @@ class ForkServer:
         if self.alive:
             return
         self._fail_waiting("the fork server was restarted")
-        self._process = subprocess.Popen(
-            [sys.executable, str(RUNNER), SERVE_FLAG],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
+        self._close_requests()
+        ours, theirs = socket.socketpair()  # a socket: it carries pipes with the requests
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, str(RUNNER), SERVE_FLAG],
+                stdin=theirs.fileno(),
+                stdout=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._requests = ours
         assert self._process.stdout is not None
         os.set_blocking(self._process.stdout.fileno(), False)
         self._pending = b""
@@ -313,9 +328,9 @@ class ForkServer:
         if not jobs:
             return []
         self.start()
-        process = self._process
-        assert process is not None and process.stdin is not None
-        lines = []
+        requests = self._requests
+        assert requests is not None
+        lines: list[tuple[str, _GoPipe | None]] = []
         for command, env, files in jobs:
             files.folder.mkdir(parents=True, exist_ok=True)
             request: dict[str, Any] = {
@@ -330,16 +345,25 @@ class ForkServer:
                 request["script"] = str(command["script"])
             else:
                 request["argv"] = argv_for(command)  # ValueError when there is nothing to run
+            pipe = None
             if hold is not None:
                 request["hold"] = hold
-            lines.append(json.dumps(request) + "\n")
+                if "argv" in request:
+                    request["go"] = "pipe"
+                    pipe = _GoPipe(deadline=time.monotonic() + hold)
+            lines.append((json.dumps(request) + "\n", pipe))
         try:
-            process.stdin.write("".join(lines).encode())
-            process.stdin.flush()
-        except (BrokenPipeError, ValueError) as exc:
+            _send(requests, lines)
+        except OSError as exc:
+            for _, pipe in lines:
+                if pipe is not None:
+                    pipe.close()
             raise OSError(f"the fork server is gone: {exc}") from exc
         tickets = [next(self._tickets) for _ in jobs]
         self._waiting.extend(tickets)
+        for ticket, (_, pipe) in zip(tickets, lines, strict=True):
+            if pipe is not None:
+                self._pipes[ticket] = pipe
         return tickets
 
     def answer(self, ticket: int, *, timeout: float) -> int | OSError:
@@ -358,20 +382,31 @@ class ForkServer:
         return self._answers.pop(ticket)
 
     def poll(self) -> dict[int, int | OSError]:
-        """The answers that have come, by ticket, without waiting (each given once)."""
+        """The answers that have come, by ticket, without waiting (each given once). Ends
+        the wait of the held executables whose ``hold`` has passed."""
         while self._read(0):
             pass
+        now = time.monotonic()
+        for pid in [pid for pid, pipe in self._piped.items() if pipe.deadline <= now]:
+            self._piped.pop(pid).close()
         answers, self._answers = self._answers, {}
         return answers
 
-    @staticmethod
-    def go(pid: int) -> bool:
-        """Start the held child ``pid``; False when it is gone."""
+    def go(self, pid: int) -> bool:
+        """Start the held child ``pid``; False when it is gone (or gave up waiting)."""
+        pipe = self._piped.pop(pid, None)
+        if pipe is None:
+            try:
+                os.kill(pid, GO_SIGNAL)
+            except ProcessLookupError:
+                return False
+            return True
         try:
-            os.kill(pid, GO_SIGNAL)
-        except ProcessLookupError:
+            return pipe.deadline > time.monotonic() and os.write(pipe.write_end, b"g\n") == 2
+        except BrokenPipeError:  # its shell is gone
             return False
-        return True
+        finally:
+            pipe.close()
 
     def exited(self, pid: int) -> bool:
         """True once the server has reported the end of its child ``pid`` (a held child
@@ -390,18 +425,23 @@ class ForkServer:
         return self._exits.pop(pid, None)
 
     def forget(self, pid: int) -> None:
-        """Drop the end report of ``pid`` (a held child that was never started)."""
+        """Drop the end report of ``pid`` (a held child that was never started), and end
+        its wait when it still waits."""
         self._exits.pop(pid, None)
+        pipe = self._piped.pop(pid, None)
+        if pipe is not None:
+            pipe.close()
 
     def close(self) -> None:
         """Stop the server (jobs it started run on)."""
         process, self._process = self._process, None
         self._fail_waiting("the fork server was closed")
+        for pipe in self._piped.values():  # the held executables end too
+            pipe.close()
+        self._piped.clear()
+        self._close_requests()
         if process is None:
             return
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
         try:
             process.wait(5)
         except subprocess.TimeoutExpired:
@@ -410,9 +450,25 @@ class ForkServer:
         if process.stdout is not None:
             process.stdout.close()
 
+    def _close_requests(self) -> None:
+        if self._requests is not None:
+            self._requests.close()  # the server's stdin: it ends
+            self._requests = None
+
     def _fail_waiting(self, why: str) -> None:
         while self._waiting:
-            self._answers[self._waiting.popleft()] = OSError(why)
+            ticket = self._waiting.popleft()
+            self._answer(ticket, OSError(why))
+
+    def _answer(self, ticket: int, outcome: int | OSError) -> None:
+        self._answers[ticket] = outcome
+        pipe = self._pipes.pop(ticket, None)
+        if pipe is None:
+            return
+        if isinstance(outcome, OSError):
+            pipe.close()
+        else:
+            self._piped[outcome] = pipe
 
     def _read(self, timeout: float) -> bool:
         """Take in what the server wrote, waiting up to ``timeout`` for something. False
@@ -437,10 +493,56 @@ class ForkServer:
             elif self._waiting:
                 ticket = self._waiting.popleft()
                 error = message.get("error")
-                self._answers[ticket] = (
-                    OSError(str(error)) if error is not None else int(message["pid"])
+                self._answer(
+                    ticket, OSError(str(error)) if error is not None else int(message["pid"])
                 )
         return True
+
+
+@dataclass
+class _GoPipe:
+    """The pipe a held executable waits on, this side's end (its go: ``g`` written there;
+    closed without it, the executable ends having run nothing), and until when it may be
+    given."""
+
+    deadline: float
+    read_end: int = -1
+    write_end: int = -1
+
+    def __post_init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+
+    def close(self) -> None:
+        for fd in (self.read_end, self.write_end):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.read_end = self.write_end = -1
+
+    def sent(self) -> None:
+        """The read end went to the fork server: this side keeps the write end only."""
+        os.close(self.read_end)
+        self.read_end = -1
+
+
+def _send(requests: socket.socket, lines: Sequence[tuple[str, _GoPipe | None]]) -> None:
+    """Send the request ``lines`` to the fork server in order, each pipe's read end with
+    its line (one descriptor per message, the server pairs them in order)."""
+    plain: list[str] = []
+    for line, pipe in lines:
+        if pipe is None:
+            plain.append(line)
+            continue
+        if plain:
+            requests.sendall("".join(plain).encode())
+            plain.clear()
+        data = line.encode()
+        sent = socket.send_fds(requests, [data], [pipe.read_end])
+        pipe.sent()
+        if sent < len(data):
+            requests.sendall(data[sent:])
+    if plain:
+        requests.sendall("".join(plain).encode())
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Held jobs of the runner's fork server: forked ahead, set up and waiting for their "go"
-(SIGUSR1); they run only once it comes, as the job's files, folder and environment say, and
-end as a plain job would. Real processes, no engine."""
+(SIGUSR1 for a Python job; a line on a pipe for an executable, which waits in a shell); they
+run only once it comes, as the job's files, folder and environment say, and end as a plain
+job would. Real processes, no engine."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ def jobs(tmp_path: Path) -> Iterator[Jobs]:
 
 def waiting_for_go(pid: int) -> bool:
     """True once the held child ``pid`` sleeps in its wait for the go (its kernel wait
-    channel, where the kernel shows it, is the signal wait). Raises AssertionError when the
-    child has ended: it did not wait."""
+    channel, where the kernel shows it, is the signal wait, or the pipe's read for an
+    executable). Raises AssertionError when the child has ended: it did not wait."""
     try:
         process = psutil.Process(pid)
         status = process.status()
@@ -101,7 +102,8 @@ def waiting_for_go(pid: int) -> bool:
     if status == psutil.STATUS_ZOMBIE:
         raise AssertionError(f"the held child {pid} ended before its go")
     hidden = channel in ("", "0")  # a kernel that hides wait channels
-    return status == psutil.STATUS_SLEEPING and (hidden or "sigtimedwait" in channel)
+    waits = hidden or "sigtimedwait" in channel or "pipe_read" in channel
+    return status == psutil.STATUS_SLEEPING and waits
 
 
 def wait_until_held(pid: int) -> None:
@@ -378,4 +380,149 @@ def test_go_to_a_child_that_is_gone_says_so(jobs: Jobs) -> None:
     pid = jobs.started(jobs.server.run(jobs.python(script), env=jobs.env(files), files=files))
     assert jobs.server.exit_code(pid, timeout=10) == 0  # reported: reaped by the server
 
-    assert ForkServer.go(pid) is False
+    assert jobs.server.go(pid) is False
+
+
+# -- held executables: they wait in a shell, on a pipe ------------------------------------
+
+
+def command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
+
+
+def test_a_held_executable_waits_in_a_shell_and_its_go_is_not_lost_when_early(
+    jobs: Jobs,
+) -> None:
+    """A held executable gives up the fork server's interpreter before its slot (an exec
+    from it costs ~2 ms of CPU): it waits in ``/bin/sh``, reading its pipe."""
+    files = jobs.files()
+    pid = jobs.hold({"argv": ["echo", "went"]}, files)
+    assert jobs.server.go(pid) is True  # at once: the child is still setting itself up
+    assert jobs.server.exit_code(pid, timeout=10) == 0
+    assert files.stdout.read_text() == "went\n"
+
+    later = jobs.files("later")
+    pid = jobs.hold({"argv": ["echo", "later"]}, later)
+    wait_until_held(pid)
+    shell, flag, _script, name, *argv = command_line(pid)
+    assert (shell, flag, name, argv) == ("/bin/sh", "-c", "taskops-held", ["echo", "later"])
+    jobs.server.go(pid)
+    assert jobs.server.exit_code(pid, timeout=10) == 0
+    assert later.stdout.read_text() == "later\n"
+
+
+def test_a_held_executable_gets_no_descriptor_but_its_output(jobs: Jobs) -> None:
+    """Neither its own pipe nor another held job's reaches the executable (the fork server
+    may hold several pipes at once), nor a Python job forked meanwhile."""
+    script = jobs.script("import os\n\ndef run(ctx):\n    print(*os.listdir('/proc/self/fd'))\n")
+    listing = {"argv": ["/bin/sh", "-c", "ls /proc/$$/fd"]}
+    both = [jobs.files("python"), jobs.files("a"), jobs.files("b")]
+    commands = [jobs.python(script), listing, listing]
+    tickets = jobs.server.submit(
+        [(command, jobs.env(files), files) for command, files in zip(commands, both, strict=True)],
+        hold=HOLD,
+    )
+    pids = [jobs.started(jobs.server.answer(ticket, timeout=10)) for ticket in tickets]
+    for pid in pids:
+        wait_until_held(pid)
+        jobs.server.go(pid)
+
+    assert [jobs.server.exit_code(pid, timeout=10) for pid in pids] == [0, 0, 0]
+    assert [files.stdout.read_text().split() for files in both[1:]] == [["0", "1", "2"]] * 2
+    assert set(both[0].stdout.read_text().split()) == {"0", "1", "2", "3"}  # 3: the listing
+
+
+def test_a_held_executable_without_its_go_ends_having_run_nothing(jobs: Jobs) -> None:
+    stamp = jobs.root / "stamp"
+    files = jobs.files()
+    env = jobs.env(files, STAMP=str(stamp))
+    command = {"argv": ["/bin/sh", "-c", 'echo ran > "$STAMP"']}
+    submitted = time.monotonic()
+    (ticket,) = jobs.server.submit([(command, env, files)], hold=0.3)
+    pid = jobs.started(jobs.server.answer(ticket, timeout=10))
+
+    wait_for(lambda: jobs.server.poll() is not None and jobs.server.exited(pid), what="its end")
+    assert time.monotonic() - submitted >= 0.3
+    assert jobs.server.exit_code(pid) == NOT_RELEASED
+    assert not stamp.exists()
+    assert (files.stdout.read_text(), files.stderr.read_text()) == ("", "")
+    assert jobs.server.go(pid) is False
+
+
+def test_a_held_executable_let_go_ends_having_run_nothing(jobs: Jobs) -> None:
+    stamp = jobs.root / "stamp"
+    files = jobs.files()
+    pid = jobs.hold(
+        {"argv": ["/bin/sh", "-c", 'echo ran > "$STAMP"']},
+        files,
+        jobs.env(files, STAMP=str(stamp)),
+    )
+    wait_until_held(pid)
+
+    jobs.server.forget(pid)
+    assert jobs.server.exit_code(pid, timeout=10) == NOT_RELEASED
+    assert not stamp.exists()
+    assert jobs.server.go(pid) is False
+
+
+ENGINE_THAT_HOLDS = """
+import os, sys
+from pathlib import Path
+from taskops.engine.executor import ForkServer, JobFiles
+
+root = Path(sys.argv[1])
+server = ForkServer()
+files = JobFiles(root / "held")
+env = {"PATH": os.environ["PATH"], "STAMP": str(root / "stamp")}
+(ticket,) = server.submit([({"argv": ["/bin/sh", "-c", 'echo ran > "$STAMP"']}, env, files)],
+                          hold=300.0)
+print(server.answer(ticket, timeout=10), flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_a_held_executable_ends_having_run_nothing_when_its_engine_dies(
+    jobs: Jobs,
+) -> None:
+    """The engine's end of the pipe closes with its process, whatever killed it: the shell
+    reads the end of the pipe and exits, long before the hold would have passed."""
+    import subprocess
+    import sys
+
+    engine = subprocess.Popen(
+        [sys.executable, "-c", ENGINE_THAT_HOLDS, str(jobs.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert engine.stdout is not None
+        pid = int(engine.stdout.readline())
+        child = psutil.Process(pid)
+        jobs.pids.append(pid)
+        wait_until_held(pid)
+        engine.kill()
+        engine.wait(10)
+        wait_for(lambda: not child.is_running(), what="the held executable to end")
+    finally:
+        engine.kill()
+        engine.wait(10)
+    assert not (jobs.root / "stamp").exists()
+
+
+def test_a_held_executable_removed_before_its_go_says_so(jobs: Jobs) -> None:
+    """Found when it was held, gone at its go: the shell says it cannot execute it, and
+    the job fails with the shell's exit code for that (127)."""
+    program = jobs.root / "tool"
+    program.write_text("#!/bin/sh\necho ran\n")
+    program.chmod(0o755)
+    files = jobs.files()
+    pid = jobs.hold({"argv": [str(program)]}, files)
+    wait_until_held(pid)
+
+    program.unlink()
+    jobs.server.go(pid)
+    assert jobs.server.exit_code(pid, timeout=10) == 127
+    assert files.stdout.read_text() == ""
+    assert str(program) in files.stderr.read_text()
+    assert "not found" in files.stderr.read_text()
