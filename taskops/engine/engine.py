@@ -57,8 +57,10 @@ from taskops.inspect.processes import (
     JOB_TAG,
     STOP_GRACE_SECONDS,
     STORE_TAG,
+    boot_clock_ns,
     create_time_of,
     is_same_process,
+    start_time_between,
     start_time_of,
     stop_ladder,
 )
@@ -672,10 +674,13 @@ class Engine:
             )
         forked = [start for start in prepared if self._forkable(start.command)]
         outcomes = dict(zip((s.job_id for s in forked), self._fork_all(forked), strict=True))
+        spawned_at: dict[int, tuple[int, int]] = {}  # the boot clock before and after
         for start in prepared:
             if start.job_id not in outcomes:
                 try:
+                    before = boot_clock_ns()
                     popen = spawn(start.command, env=start.env, files=start.files)
+                    spawned_at[start.job_id] = (before, boot_clock_ns())
                     outcomes[start.job_id] = (popen.pid, popen)
                 except Exception as exc:  # a missing program, a bad cwd, an empty command
                     outcomes[start.job_id] = exc
@@ -686,9 +691,11 @@ class Engine:
                 self._fail_to_start(
                     start.job_id, start.task_id, start.runspace_id, start.files, outcome
                 )
-            else:
-                pid, process = outcome
-                started.append((start, pid, start_time_of(pid) or time.time(), process))
+                continue
+            pid, process = outcome
+            window = spawned_at.get(start.job_id)
+            created = start_time_of(pid) if window is None else start_time_between(pid, *window)
+            started.append((start, pid, created or time.time(), process))
         self.store.set_processes(
             [(start.job_id, start.runspace_id, pid, created) for start, pid, created, _ in started]
         )

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import psutil
 
-from taskops.inspect.processes import create_time_of, is_same_process, start_time_of
+from taskops.inspect.processes import (
+    boot_clock_ns,
+    create_time_of,
+    is_same_process,
+    start_time_between,
+    start_time_of,
+)
 
 
 def test_a_live_process_has_psutils_start_time() -> None:
@@ -52,3 +58,29 @@ def test_a_zombie_has_one_and_a_reaped_process_has_none() -> None:
     assert create_time_of(child.pid) is None  # a zombie is not a live process
     child.wait()
     assert start_time_of(child.pid) is None
+
+
+def test_a_start_timed_by_the_boot_clock_is_what_proc_says() -> None:
+    """The engine times each spawn on the kernel's boot clock and takes the start from
+    that when the spawn fell within one clock tick; it must be /proc's value exactly, and
+    /proc's (read) when the spawn crossed a tick."""
+    tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    timed = crossed = 0
+    while timed < 50 or crossed < 2:
+        assert timed + crossed < 5_000, "no spawn crossed a clock tick"
+        before = boot_clock_ns()
+        child = subprocess.Popen(["true"])
+        after = boot_clock_ns()
+        try:
+            if after // tick == before // tick:
+                timed += 1
+                assert start_time_between(child.pid, before, after) == start_time_of(child.pid)
+            else:
+                crossed += 1
+                assert start_time_between(child.pid, before, after) == start_time_of(child.pid)
+            # a window of one tick, a tick off the process's start, says another start
+            assert start_time_between(child.pid, before - tick, before - tick) != start_time_of(
+                child.pid
+            )
+        finally:
+            child.wait()
