@@ -598,10 +598,9 @@ def serve() -> int:
     (50 due at once on two cores, half of them executables: the last begins ~30 ms after
     its slot instead of ~45).
 
-    The server reaps
-    its children and reports each end as ``{"exited": <pid>, "code": <exit code, negative
-    for a signal>}``. It ends when stdin closes (the engine went away); the jobs it
-    started run on (the next engine adopts them).
+    The server reaps its children and reports each end as ``{"exited": <pid>, "code":
+    <exit code, negative for a signal>}``. It ends when stdin closes (the engine went
+    away); the jobs it started run on (the next engine adopts them).
     """
     import collections
     import gc
@@ -674,7 +673,7 @@ def serve() -> int:
                 if job.get("go") == "pipe":
                     if not go_pipes:
                         raise ValueError("a held executable's request came without its pipe")
-                    go_pipe = job["go"] = go_pipes.popleft()
+                    go_pipe = job[_GO_PIPE] = go_pipes.popleft()
                     if not job.get("argv") or job.get("hold") is None:
                         raise ValueError("only a held executable waits on a pipe")
                 cwd = job.get("cwd") or None
@@ -732,7 +731,7 @@ def _forked_job(job: Mapping[str, Any], server_fds: Sequence[int]) -> int:
         os.environ.clear()
         os.environ.update(job["env"])
         argv = job.get("argv")
-        go_pipe = job.get("go")
+        go_pipe = job.get(_GO_PIPE)
         if argv:
             keep = 3 if go_pipe is None else 4  # as Popen(close_fds=True), the pipe at 3
             if go_pipe is not None:
@@ -849,6 +848,9 @@ _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 """Signals Python ignores that an executable gets back at their default (as ``Popen``'s
 ``restore_signals`` does)."""
 
+
+_GO_PIPE = "_goPipe"
+"""The key of a request under which the server puts the pipe that came with it."""
 
 _GO_FD = 3
 """Where a held executable's shell finds the pipe its "go" comes through."""
