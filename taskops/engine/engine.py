@@ -88,8 +88,8 @@ _log = logging.getLogger("taskops.engine")
 PREPARE_AHEAD = 0.5
 """Seconds before a slot that its job is queued and its process forked and held, so that at
 the slot the engine only claims the job and says "go" (one signal, or a line on a held
-executable's pipe). A slot of many jobs is
-prepared earlier, ``PREPARE_PER_JOB`` more per job, up to ``PREPARE_AHEAD_MAX``."""
+executable's pipe). A slot of many jobs is prepared earlier, ``PREPARE_PER_JOB`` more per
+job, up to ``PREPARE_AHEAD_MAX``."""
 
 PREPARE_PER_JOB = 0.001
 """Seconds more of lead per job due at a slot: queuing a job ahead and making its folder
