@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import CompileError
@@ -645,4 +646,44 @@ def test_the_change_count_moves_with_each_commit_from_another_connection(
         check=True,
     )
     assert store.change_count() not in (first, second)  # another process's
+    store.close()
+
+
+def test_a_batch_query_expands_its_lists_once_per_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's batch reads expand an ``IN`` list to its length once, then reuse the
+    SQL; each value, and a value of the statement's own, still goes to its place."""
+    jobs = schema.jobs
+    store = Store.for_sqlite(tmp_path / "x.db")
+    states = [JobState.QUEUED, JobState.RUNNING, JobState.QUEUED, JobState.QUEUED]
+    ids = [
+        store.insert_job(name=f"j{n}", owner="Manual", state=state, queued_at=T0)
+        for n, state in enumerate(states)
+    ]
+    query = (
+        sa.select(jobs.c.id, jobs.c.name)
+        .where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+        .where(jobs.c.state == JobState.QUEUED.value)  # a value of its own, after the list
+        .where(jobs.c.name.in_(sa.bindparam("names", expanding=True)))
+        .order_by(jobs.c.id)
+    )
+    expansions: list[int] = []
+    expand = store_module.SQLCompiler.construct_expanded_state
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        expansions.append(1)
+        return expand(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.SQLCompiler, "construct_expanded_state", counted)
+    with store._batch() as batch:
+        assert batch.rows(query, ids=ids, names=["j0", "j1", "j3"]) == [
+            (ids[0], "j0"),
+            (ids[3], "j3"),
+        ]
+        assert batch.rows(query, ids=ids[2:], names=["j2"]) == [(ids[2], "j2")]
+        assert batch.rows(query, ids=ids[1:], names=["j1", "j2", "j0"]) == [(ids[2], "j2")]
+        assert batch.rows(query, ids=ids[:2], names=["j0"]) == [(ids[0], "j0")]
+        assert batch.rows(query, ids=[ids[3], ids[0]], names=["j3"]) == [(ids[3], "j3")]
+    assert len(expansions) == 3  # lengths (4, 3), (2, 1) and (3, 3); the rest reused
     store.close()
