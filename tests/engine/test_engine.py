@@ -417,9 +417,10 @@ def test_runspaces_of_the_engine_and_its_workers_live_and_close(
         eops.runspaces.close(engine_space.id, str(engine_space.id))
     eops.tasks.update("global.Slow", {"parameters": {"NAP": 30}})
     job = eops.tasks.run("global.Slow")
+    # (opened with the claim, it gets its process in the next transaction)
     worker = wait_for(
-        lambda: [r for r in eops.runspaces.list(kind="worker") if r.job_id == job.id],
-        what="the job's runspace",
+        lambda: [r for r in eops.runspaces.list(kind="worker") if r.job_id == job.id and r.pid],
+        what="the job's runspace with its process",
     )[0]
     assert worker.availability is Availability.BUSY and worker.task_id == "global.Slow"
     assert worker.pid == eops.jobs.get(job.id).pid
