@@ -71,6 +71,7 @@ WRITERS = {
     "Python, 64 KiB writes": ("tasks/write_chunks.py", CHUNK_WRITER),
     "shell, yes piped to head -c": ("tasks/yes_head.sh", SHELL_WRITER),
     "fixed cost: Python, no output": ("tasks/nothing.py", "pass\n"),
+    "fixed cost: shell, no output": ("tasks/nothing.sh", "#!/bin/sh\nexit 0\n"),
 }
 """Label -> (script path in the site, its text)."""
 
@@ -161,13 +162,18 @@ def main(quick: bool) -> list[Table]:
             "interpreter start-up; alone it does). 'queued -> end seen': from "
             "ops.jobs.start to this process seeing the job's end (polled every 20 ms). 'less "
             "fixed cost': (job - empty job) / (alone - empty script alone), the output path "
-            "alone. The runner makes a Python task's stdout line-buffered (so a follower sees "
-            "lines as they come), which the writer alone is not.",
+            "alone (a shell writer against the empty shell script, a Python one against the "
+            "empty Python script). The runner makes a Python task's stdout line-buffered (so "
+            "a follower sees lines as they come), which the writer alone is not.",
         ],
     )
-    fixed = results["fixed cost: Python, no output"]
-    fixed_job, fixed_alone = p50(fixed["job"]), p50(fixed["alone"])
+    fixed_costs = {
+        suffix: results[f"fixed cost: {kind}, no output"]
+        for suffix, kind in ((".py", "Python"), (".sh", "shell"))
+    }
     for label, figures in results.items():
+        fixed = fixed_costs[Path(WRITERS[label][0]).suffix]
+        fixed_job, fixed_alone = p50(fixed["job"]), p50(fixed["alone"])
         job, alone = p50(figures["job"]), p50(figures["alone"])
         table.add(
             label,
