@@ -9,6 +9,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -486,9 +488,6 @@ def test_a_held_executable_ends_having_run_nothing_when_its_engine_dies(
 ) -> None:
     """The engine's end of the pipe closes with its process, whatever killed it: the shell
     reads the end of the pipe and exits, long before the hold would have passed."""
-    import subprocess
-    import sys
-
     engine = subprocess.Popen(
         [sys.executable, "-c", ENGINE_THAT_HOLDS, str(jobs.root)],
         stdin=subprocess.PIPE,
