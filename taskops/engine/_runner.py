@@ -66,7 +66,7 @@ since every job pays for the runner's start-up.
 
 from __future__ import annotations
 
-import io
+import _thread
 import os
 import signal
 import sys
@@ -255,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Writes ``result.json`` into ``$TASKOPS_JOB_DIR`` when set and returns the exit code, as
     the module's table says; it raises nothing the task raises. It changes the process for
-    the task: ``sys.argv``, ``sys.path[0]``, line-buffered stdout and a SIGTERM handler.
+    the task: ``sys.argv``, ``sys.path[0]``, a thread that flushes stdout (``_Flusher``)
+    and a SIGTERM handler.
     """
     return _prepare(argv)()
 
@@ -267,9 +268,6 @@ def _prepare(argv: Sequence[str] | None) -> Callable[[], int]:
     this before it waits, so that its "go" starts the task's code at once."""
     args = list(sys.argv[1:] if argv is None else argv)
     job_dir = os.environ.get("TASKOPS_JOB_DIR") or None
-    # A follower of stdout.log sees print() lines as they come, not a block at exit.
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(line_buffering=True)
     if len(args) != 1:
         return lambda: _cannot_start(job_dir, "usage: python _runner.py <script.py>")
     script = os.path.abspath(args[0])
@@ -286,7 +284,12 @@ def _prepare(argv: Sequence[str] | None) -> Callable[[], int]:
 
     def run() -> int:
         stop = _StopOnSigterm()
-        exit_code, error = _run_task(script, code, ctx, stop)
+        flusher = _Flusher(sys.stdout, FLUSH_SECONDS)
+        flusher.start()
+        try:
+            exit_code, error = _run_task(script, code, ctx, stop)
+        finally:
+            flusher.stop()
         _write_result(job_dir, exit_code, error)
         # Reported: a SIGTERM may now end the process at once, even while the interpreter
         # waits for threads the task left running.
@@ -294,6 +297,53 @@ def _prepare(argv: Sequence[str] | None) -> Callable[[], int]:
         return exit_code
 
     return run
+
+
+FLUSH_SECONDS = 0.2
+"""How often a Python task's stdout is flushed while it runs: a follower of stdout.log sees
+its ``print()`` lines this soon, not a block at exit."""
+
+
+class _Flusher:
+    """Flushes ``stream`` every ``seconds`` on a thread of its own, from :meth:`start` until
+    :meth:`stop`.
+
+    The task's stdout stays block-buffered, as when the script runs alone. Line buffering
+    (a write(2) per line) made a task that prints 100 MB line by line three times slower.
+    :meth:`stop` waits for the thread, so that it never holds the stream's lock while the
+    interpreter shuts down. ``_thread``, not ``threading``: every job pays for the
+    runner's imports."""
+
+    def __init__(self, stream: Any, seconds: float) -> None:
+        self._stream = stream
+        self._seconds = seconds
+        self._stopping = _thread.allocate_lock()
+        self._stopped = _thread.allocate_lock()
+        self._pid: int | None = None
+
+    def start(self) -> None:
+        self._stopping.acquire()
+        self._stopped.acquire()
+        self._pid = os.getpid()
+        _thread.start_new_thread(self._run, ())
+
+    def stop(self) -> None:
+        # In a child the task forked, the thread does not exist: nothing to wait for.
+        if self._pid != os.getpid():
+            return
+        self._pid = None
+        self._stopping.release()
+        self._stopped.acquire()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.acquire(timeout=self._seconds):
+                try:
+                    self._stream.flush()
+                except (OSError, ValueError):  # closed or broken by the task: its business
+                    return
+        finally:
+            self._stopped.release()
 
 
 class _CannotStart(Exception):

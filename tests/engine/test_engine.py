@@ -280,6 +280,47 @@ def test_output_pages_by_byte_offset_and_follow_streams_until_the_end(
         eops.jobs.output(job.id, offset=-1)
 
 
+PRINTER = """import os, sys, time
+from pathlib import Path
+
+print("first", sys.stdout.line_buffering, os.environ.get("PYTHONUNBUFFERED"))
+go = Path(__file__).with_name("go")
+deadline = time.monotonic() + 30
+while not go.exists():
+    if time.monotonic() > deadline:
+        sys.exit("no go within 30 s")
+    time.sleep(0.01)
+for i in range(20000):
+    print("line", i)
+"""
+
+
+def test_a_python_jobs_block_buffered_prints_reach_its_log_while_it_runs(
+    eops: taskops.TaskOps,
+    esite: Path,
+    start_engine: Callable[..., Engine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Python's default: stdout to a file is block-buffered (no write(2) per line)
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    start_engine()
+    script = esite / "tasks" / "printer.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(PRINTER)
+    job = eops.jobs.start("tasks/printer.py")
+    # the runner's flusher writes the first line out while the task waits, unflushed
+    first = wait_for(
+        lambda: eops.jobs.output(job.id)["text"], timeout=20, what="the job's first line"
+    )
+    assert first == "first False None\n"
+    assert eops.jobs.get(job.id).state is JobState.RUNNING
+    script.with_name("go").touch()
+    text = "".join(eops.jobs.follow(job.id, timeout=30))
+    assert text == first + "".join(f"line {i}\n" for i in range(20000))
+    done = eops.jobs.get(job.id)
+    assert (done.state, done.exit_code) == (JobState.COMPLETED, 0), done.error
+
+
 def test_ad_hoc_jobs_validate_their_input(eops: taskops.TaskOps) -> None:
     with pytest.raises(InvalidInput, match="owner"):
         eops.jobs.start(["true"], owner="Nobody")

@@ -234,6 +234,30 @@ def run(ctx):
         stop(proc)
 
 
+def test_a_task_that_forks_or_closes_its_stdout_still_ends(job: Job) -> None:
+    # the child of a fork returns through the runner without the flusher's thread; the
+    # parent closes the stream the thread flushes
+    script = job.script(
+        """import os, sys
+
+def run(ctx):
+    pid = os.fork()
+    if pid == 0:
+        print("child")
+        return
+    os.waitpid(pid, 0)
+    print("parent", sys.stdout.line_buffering)
+    sys.stdout.close()
+"""
+    )
+    done = job.run(script)
+    assert (done.code, done.stdout, done.result) == (
+        0,
+        "child\nparent False\n",
+        {"exitCode": 0, "error": None},
+    ), done.stderr
+
+
 def test_progress_writes_progress_json_and_logs_a_line(job: Job) -> None:
     script = job.script(
         """def run(ctx):
