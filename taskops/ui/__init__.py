@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from taskops.ui.cron_builder import CronBuilder
     from taskops.ui.feedback import Alerts
     from taskops.ui.jobs import JobDetail, JobList
+    from taskops.ui.page import dashboard_page
     from taskops.ui.runspaces import RunspaceDetail, RunspaceList
     from taskops.ui.settings_form import SettingsForm
     from taskops.ui.shell import Dashboard, dashboard
@@ -33,6 +34,7 @@ __all__ = [
     "TaskEditor",
     "TaskList",
     "dashboard",
+    "dashboard_page",
 ]
 
 _WHERE = {
@@ -48,6 +50,7 @@ _WHERE = {
     "TaskEditor": "taskops.ui.task_editor",
     "TaskList": "taskops.ui.task_list",
     "dashboard": "taskops.ui.shell",
+    "dashboard_page": "taskops.ui.page",
 }
 
 
