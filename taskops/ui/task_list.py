@@ -40,6 +40,15 @@ HEADERS = [
     {"title": "Actions", "key": "actions", "sortable": False, "align": "end"},
 ]
 
+ROW_ACTIONS = [
+    ["edit", "Edit", "mdi-pencil"],
+    ["run", "Run Now", "mdi-rocket-launch"],
+    ["duplicate", "Duplicate", "mdi-content-copy"],
+    ["delete", "Delete", "mdi-delete"],
+]
+"""The row buttons after Enable/Disable: action (and class ``taskops-row-<action>``),
+title, MDI icon."""
+
 
 def _sort_key(column: str) -> Callable[[Task], Any]:
     """How a column sorts: text without case, times with the empty ones last."""
@@ -90,6 +99,7 @@ class TaskTable(PagedTable):
     headers = traitlets.List(HEADERS).tag(sync=True)
     selected = traitlets.List(traitlets.Any()).tag(sync=True)
     loading = traitlets.Bool(False).tag(sync=True)
+    row_actions = traitlets.List(ROW_ACTIONS).tag(sync=True)
     template = traitlets.Unicode(
         """
 <template>
@@ -134,18 +144,10 @@ class TaskTable(PagedTable):
         <button v-else class="taskops-icon-button taskops-row-enable" :data-task="item.id"
                 title="Enable" @click="act({action: 'enable', id: item.id})">
           <i class="mdi mdi-play-circle-outline"></i></button>
-        <button class="taskops-icon-button taskops-row-edit" :data-task="item.id"
-                title="Edit" @click="act({action: 'edit', id: item.id})">
-          <i class="mdi mdi-pencil"></i></button>
-        <button class="taskops-icon-button taskops-row-run" :data-task="item.id"
-                title="Run Now" @click="act({action: 'run', id: item.id})">
-          <i class="mdi mdi-rocket-launch"></i></button>
-        <button class="taskops-icon-button taskops-row-duplicate" :data-task="item.id"
-                title="Duplicate" @click="act({action: 'duplicate', id: item.id})">
-          <i class="mdi mdi-content-copy"></i></button>
-        <button class="taskops-icon-button taskops-row-delete" :data-task="item.id"
-                title="Delete" @click="act({action: 'delete', id: item.id})">
-          <i class="mdi mdi-delete"></i></button>
+        <button v-for="a in row_actions" :key="a[0]"
+                :class="'taskops-icon-button taskops-row-' + a[0]" :data-task="item.id"
+                :title="a[1]" @click="act({action: a[0], id: item.id})">
+          <i :class="'mdi ' + a[2]"></i></button>
       </span>
     </template>
   </v-data-table-server>

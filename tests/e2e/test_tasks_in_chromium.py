@@ -136,6 +136,20 @@ def test_run_now_shows_the_task_running(
     expect(status).not_to_have_text("Running", timeout=30_000)
 
 
+def test_the_row_buttons_edit_and_ask_before_deleting(
+    served: Served, open_dashboard: Callable[[], Page]
+) -> None:
+    page = open_dashboard()
+    page.click('.taskops-row-edit[data-task="vault.VaultKeyRotation"]')
+    expect(page.locator(".taskops-editor-name input")).to_have_value("VaultKeyRotation")
+    page.click(".taskops-editor-cancel")
+    expect(page.locator(".taskops-editor-dialog")).to_be_hidden(timeout=ACT)
+    page.click('.taskops-row-delete[data-task="global.SearchReindex"]')
+    expect(page.locator(".taskops-confirm-text")).to_contain_text("SearchReindex", timeout=ACT)
+    page.click(".taskops-confirm-no")
+    assert task(served, "global.SearchReindex")["name"] == "SearchReindex"  # not deleted
+
+
 def test_duplicate_and_bulk_disable(
     served: Served, open_dashboard: Callable[[], Page], screens: Path
 ) -> None:
