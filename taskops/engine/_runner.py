@@ -322,6 +322,8 @@ class _Flusher:
         self._pid: int | None = None
 
     def start(self) -> None:
+        if self._stream is None:  # the process has no stdout (fd 1 was closed)
+            return
         self._stopping.acquire()
         self._stopped.acquire()
         self._pid = os.getpid()

@@ -73,10 +73,14 @@ def _prepare(site: Any, options: dict[str, Any]) -> TaskOps | BaseException:
         from taskops.service import open_site
 
         ops = open_site(site, **options)
-        ops.site_errors()  # reads the site's files into the snapshot the screens use
-        return ops
     except Exception as exc:
         return exc
+    try:
+        ops.site_errors()  # reads the site's files into the snapshot the screens use
+    except Exception as exc:
+        ops.close()
+        return exc
+    return ops
 
 
 def _fill(page: widgets.VBox, prepared: TaskOps | BaseException) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import taskops.engine
-from taskops.engine._runner import context_from_environ
+from taskops.engine._runner import FLUSH_SECONDS, context_from_environ
 from taskops.testing import wait_for
 
 RUNNER = Path(taskops.engine.__file__).resolve().with_name("_runner.py")
@@ -256,6 +256,31 @@ def run(ctx):
         "child\nparent False\n",
         {"exitCode": 0, "error": None},
     ), done.stderr
+
+
+def test_a_runner_without_stdout_runs_its_task(job: Job) -> None:
+    # it runs for several of the flusher's periods
+    script = job.script(
+        "import time\n\ndef run(ctx):\n    ctx.logger.info('no stdout')\n"
+        f"    time.sleep({3 * FLUSH_SECONDS})\n"
+    )
+    job.folder.mkdir(parents=True, exist_ok=True)
+    with job.err.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(RUNNER), str(script)],
+            env=job.environ(),
+            cwd=job.app_dir,
+            stdin=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=lambda: os.close(1),  # sys.stdout is None in the runner
+        )
+    try:
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop(proc)
+    # the log line (to stderr, for want of stdout), and no error of the flusher's thread
+    assert re.fullmatch(STAMP + r" no stdout\n", job.err.read_text()), job.err.read_text()
+    assert json.loads((job.folder / "result.json").read_text()) == {"exitCode": 0, "error": None}
 
 
 def test_progress_writes_progress_json_and_logs_a_line(job: Job) -> None:
