@@ -111,6 +111,12 @@ next jobs, looking at the queue when nothing new can be there): the jobs just st
 the cores first (five due at once on two cores: the last one's first line ~2 ms after its
 slot)."""
 
+PROGRESS_EVERY = 0.15
+"""Seconds between two reads of the running jobs' progress reports (a look at each job's
+``progress.json``): each turn when idle (a turn every poll interval), but not each turn of
+a burst of jobs, where at eight at a time a turn comes every few milliseconds and the
+reads took 3% of the engine's time."""
+
 LOOK_AT_LEAST = 1.0
 """Seconds between two reads of the queue at most, even when the store says nothing was
 committed since the last (``Store.change_count``; else the queue is read each poll
@@ -293,6 +299,7 @@ class Engine:
         self._last_retention = 0.0
         self._last_standby_try = 0.0
         self._last_stop_poll = 0.0
+        self._last_progress = 0.0
         self._woken = False
         self._stop_jobs_on_exit = True
         self._forks: ForkServer | None = ForkServer() if fork_server else None
@@ -1102,10 +1109,17 @@ class Engine:
     # -- watching running jobs ---------------------------------------------------------------
 
     def _watch_running(self, now: datetime) -> None:
+        """Record the running jobs' new progress reports (every ``PROGRESS_EVERY``, put off
+        while jobs are starting as ``_due`` says); end or flag those over their maximum
+        runtime."""
+        mono = time.monotonic()
+        progress = self._due(mono - self._last_progress, PROGRESS_EVERY)
+        if progress:
+            self._last_progress = mono
         for running in list(self._running.values()):
             if running.exited:
                 continue
-            reading = read_progress(running.files, running.progress_mtime)
+            reading = read_progress(running.files, running.progress_mtime) if progress else None
             if reading is not None:
                 running.progress_mtime = reading.mtime_ns
                 self.store.set_progress(

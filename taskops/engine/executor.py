@@ -76,6 +76,11 @@ def job_name(prefix: str, name: str, when: datetime, zone: tzinfo | None = None)
     return f"{prefix}_{name}_{local.strftime('%Y%m%d_%H%M%S')}"
 
 
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+"""How a job's output files are opened (as descriptors: no file objects on the engine's
+busiest path, a job's start)."""
+
+
 @dataclass(frozen=True)
 class JobFiles:
     """Where a job's output and reports live: ``<jobs>/<id>/``. (The paths are made once:
@@ -106,7 +111,7 @@ class JobFiles:
         """Create the folder and the (empty) output files, unless they exist."""
         self.folder.mkdir(parents=True, exist_ok=True)
         for path in (self.stdout, self.stderr):
-            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+            os.close(os.open(path, _APPEND, 0o644))
 
     def output_bytes(self) -> int:
         total = 0
@@ -213,22 +218,27 @@ def spawn(
     Raises OSError when it cannot be started (missing file, not executable, bad cwd). Its
     folder is made when missing (usually it is made ahead, by :class:`FolderMaker`)."""
     try:
-        out = files.stdout.open("ab")
+        out = os.open(files.stdout, _APPEND, 0o644)
     except FileNotFoundError:
         files.folder.mkdir(parents=True, exist_ok=True)
-        out = files.stdout.open("ab")
-    cwd = command.get("cwd") or None
-    with out, files.stderr.open("ab") as err:
-        return subprocess.Popen(
-            argv_for(command),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            close_fds=True,
-        )
+        out = os.open(files.stdout, _APPEND, 0o644)
+    try:
+        err = os.open(files.stderr, _APPEND, 0o644)
+        try:
+            return subprocess.Popen(
+                argv_for(command),
+                cwd=command.get("cwd") or None,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(err)
+    finally:
+        os.close(out)
 
 
 class ForkServer:
