@@ -28,6 +28,7 @@ of the window that never ran counts as missed. Nothing is asserted.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -63,6 +64,8 @@ __all__ = ["main"]
 @dataclass(frozen=True)
 class Plan:
     a_seconds: int
+    """Scenario A's window: 5 runs a second. A p99 of 150 runs (30 s) was their second
+    latest, which one hiccup of this machine moved; 60 s gives 300."""
     b_seconds: int
     b_extra: int
     c_tasks: int
@@ -83,8 +86,8 @@ class Plan:
 
 
 FULL = Plan(
-    a_seconds=30,
-    b_seconds=30,
+    a_seconds=60,
+    b_seconds=60,
     b_extra=10_000,
     c_tasks=2000,
     c_step=60,
@@ -546,7 +549,9 @@ def _due(plan: Plan) -> float:
 def _wait_burst(stamps: Path, tasks: int, timeout: float, done: Callable[[int], bool]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if done(sum(1 for _ in stamps.iterdir())):
+        # os.listdir, not Path.iterdir: 0.6 ms instead of 1.4 ms for 2,000 stamps, taken
+        # from the cores the burst runs on five times a second (the bare loop is not watched)
+        if done(len(os.listdir(stamps))):
             break
         time.sleep(0.2)
     time.sleep(1.0)  # a slot run twice would stamp again now
