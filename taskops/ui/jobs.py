@@ -25,7 +25,7 @@ from taskops.ui.download import DownloadButton
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import OWNER_LABELS, STATE_COLOURS, duration, owner_label, when
 from taskops.ui.log_view import LogView
-from taskops.ui.screen import ListScreen, PagedTable
+from taskops.ui.screen import ListScreen, PagedTable, search_box
 from taskops.ui.stats import StatCards
 
 __all__ = ["JobDetail", "JobList", "JobTable"]
@@ -181,7 +181,7 @@ class JobList(ListScreen):
         self.owner_filter = widgets.Dropdown(
             description="Owner", options=[(label, value) for value, label in owners]
         )
-        self.search = widgets.Text(placeholder="Search job name or task", continuous_update=True)
+        self.search = search_box("Search job name or task", lambda _text: self.set_filter())
         self.refresh_button = widgets.Button(
             icon="refresh", tooltip="Refresh", layout=widgets.Layout(width="40px")
         )
@@ -197,7 +197,6 @@ class JobList(ListScreen):
 
         self.state_filter.observe(lambda _change: self.set_filter(), "value")
         self.owner_filter.observe(lambda _change: self.set_filter(), "value")
-        self.search.observe(lambda _change: self.set_filter(), "value")
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.table.on_options = self.refresh
         self.table.on_open = self.open_job

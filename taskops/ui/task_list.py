@@ -21,7 +21,7 @@ from taskops.service import TaskOps
 from taskops.ui.duplicate import DuplicateDialog
 from taskops.ui.feedback import Alerts, shows_errors
 from taskops.ui.format import STATE_COLOURS, STATE_ICONS, relative, when
-from taskops.ui.screen import ListScreen, PagedTable
+from taskops.ui.screen import ListScreen, PagedTable, search_box
 from taskops.ui.stats import StatCards
 from taskops.ui.task_detail import TaskDetail
 from taskops.ui.task_editor import TaskEditor
@@ -195,7 +195,9 @@ class TaskList(ListScreen):
 
         self.app_filter = widgets.Dropdown(description="App", options=(ALL, *ops.apps()))
         self.status_filter = widgets.Dropdown(description="Status", options=STATUSES)
-        self.search = widgets.Text(placeholder="Search name or description", continuous_update=True)
+        self.search = search_box(
+            "Search name or description", lambda text: self.set_filter(search=text)
+        )
         self.new_button = widgets.Button(
             description="New Task", icon="plus", button_style="primary"
         )
@@ -239,7 +241,6 @@ class TaskList(ListScreen):
 
         self.app_filter.observe(lambda change: self.set_filter(app=change["new"]), "value")
         self.status_filter.observe(lambda change: self.set_filter(status=change["new"]), "value")
-        self.search.observe(lambda change: self.set_filter(search=change["new"]), "value")
         self.table.observe(lambda change: self.select(change["new"]), "selected")
         self.table.on_options = self.show_page
         self.table.on_open = self.open_task

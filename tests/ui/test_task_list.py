@@ -3,7 +3,9 @@ click, and check the service's state (the same site a browser would change)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from taskops.model import JobState, TaskStatus
 from taskops.testing import FakeClock, make_site, wait_for
 from taskops.ui import Dashboard, TaskList
 from taskops.ui.feedback import Alerts
+from taskops.ui.screen import SEARCH_PAUSE, Debounced
 from taskops.ui.task_detail import TABS
 
 
@@ -538,3 +541,59 @@ def test_errors_of_callbacks_go_to_the_alerts(demo_ops: taskops.TaskOps) -> None
     screen.table.vue_act({"action": "explode", "id": "global.HealthCheck"})
     kind, text = alerts.messages[0]
     assert kind == "error" and "unexpected error" in text and "explode" in text
+
+
+def test_the_search_box_filters_once_typing_pauses_in_a_kernel(
+    demo_ops: taskops.TaskOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a kernel (an asyncio loop runs the widgets' messages) the keystrokes of one word
+    filter the list once, with the whole word, SEARCH_PAUSE after the last."""
+    screen = TaskList(demo_ops)
+    queries: list[str | None] = []
+    list_tasks = demo_ops.tasks.list
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        if "search" in kwargs:  # the screen's query (the quick stats list all tasks too)
+            queries.append(kwargs["search"])
+        return list_tasks(*args, **kwargs)
+
+    monkeypatch.setattr(demo_ops.tasks, "list", counted)
+
+    async def type_word() -> None:
+        for typed in ("g", "gz", "gzi", "gzip"):
+            screen.search.value = typed
+        assert queries == []  # nothing yet: the pause has not passed
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not queries and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(3 * SEARCH_PAUSE)  # a second filtering would come by now
+
+    asyncio.run(type_word())
+    assert queries == ["gzip"]
+    assert ids(screen) == ["global.LogRotation"]
+
+
+def test_debounced_calls_at_once_without_a_loop_and_once_after_a_pause_with_one() -> None:
+    calls: list[float] = []
+    debounced = Debounced(lambda: calls.append(time.monotonic()), delay=0.1)
+    debounced()
+    debounced()
+    assert len(calls) == 2  # no running loop (a script): at once, every time
+
+    calls.clear()
+
+    async def three_quick_calls() -> float:
+        for _ in range(3):
+            debounced()
+        last = time.monotonic()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not calls and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # a second call would come by now
+        return last
+
+    last = asyncio.run(three_quick_calls())
+    assert len(calls) == 1
+    assert calls[0] - last >= 0.1
