@@ -546,7 +546,7 @@ def _due(plan: Plan) -> float:
     return math.ceil((time.time() + plan.c_lead) / plan.c_step) * plan.c_step
 
 
-def _wait_burst(stamps: Path, tasks: int, timeout: float, done: Callable[[int], bool]) -> None:
+def _wait_burst(stamps: Path, timeout: float, done: Callable[[int], bool]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # os.listdir, not Path.iterdir: 0.6 ms instead of 1.4 ms for 2,000 stamps, taken
@@ -602,7 +602,7 @@ def taskops_burst(root: Path, stamp: Path, plan: Plan) -> Burst:
                     return False
                 return not ops.jobs.list(state=["Queued", "Running"], limit=1)
 
-            _wait_burst(stamps, plan.c_tasks, plan.c_timeout, done)
+            _wait_burst(stamps, plan.c_timeout, done)
     starts = {name: [m for m, _ in read_stamps(stamps / name)] for name in names}
     return Burst(starts, due, notes=notes)
 
@@ -643,7 +643,6 @@ def aps_burst(root: Path, stamp: Path, plan: Plan) -> Burst:
         sleep_until(due)
         _wait_burst(
             stamps,
-            plan.c_tasks,
             plan.c_timeout,
             lambda stamped: stamped + aps.missed_count() >= plan.c_tasks,
         )
