@@ -91,10 +91,13 @@ the slot the engine only claims the job and says "go" (one signal, or a line on 
 executable's pipe). A slot of many jobs is prepared earlier, ``PREPARE_PER_JOB`` more per
 job, up to ``PREPARE_AHEAD_MAX``."""
 
-PREPARE_PER_JOB = 0.001
-"""Seconds more of lead per job due at a slot: queuing a job ahead and making its folder
-and output files cost up to ~1 ms here (the disk varies), and all of it has to be done
-before the slot (2,000 jobs due at one minute are queued 2.5 s ahead)."""
+PREPARE_PER_JOB = 0.002
+"""Seconds more of lead per job due at a slot: all of a job's preparation has to be done
+before the slot, or it takes the cores from the jobs starting then. Here, making a job's
+folder and its two output files costs ~1.2 ms of CPU (the filesystem's; a thread of the
+engine makes them) and queuing it ~0.15 ms (the engine's thread). At 1 ms a job, the folders
+of 2,000 jobs due at one minute were made until the slot itself; at 2 ms they are queued
+4.5 s ahead, with room for a slower moment of the machine."""
 
 PREPARE_AHEAD_MAX = 5.0
 """The most seconds ahead of its slot that a job is queued, however many are due with it."""
