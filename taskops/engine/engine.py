@@ -389,7 +389,7 @@ class Engine:
             self._fire_due(now)
             if self._dispatch(self.clock.now()):
                 self._last_release = time.monotonic()
-            self._prepare(now)
+            self._prepare(self.clock.now())  # (``_dispatch`` may have waited for a slot)
             self._handle_stop_requests()
             if mono - self._last_retention >= 3600:
                 self._last_retention = mono
@@ -1154,9 +1154,12 @@ class Engine:
         """Start the ladder of the running jobs someone asked to stop. The store is asked
         only while jobs run, and at most once a poll interval (``_due``) unless ``wake()``
         was called (a burst of job ends turns the loop far more often)."""
-        if not self._running:
-            return  # a queued job is stopped by the request itself
         mono = time.monotonic()
+        if not self._running:
+            # a queued job is stopped by the request itself; the first poll comes a poll
+            # interval after jobs started, not at their start (when idle it would be due)
+            self._last_stop_poll = mono
+            return
         if not self._woken and not self._due(mono - self._last_stop_poll, self.poll_interval):
             return
         self._woken = False

@@ -11,6 +11,7 @@ stopped), and nothing is left behind.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -368,6 +369,54 @@ def test_a_burst_queued_ahead_starts_in_order_under_the_cap_each_job_once(
         lambda: all(eops.jobs.get(job.id).state is JobState.COMPLETED for job in others),
         what="their ends recorded",
     )
+
+
+PARENT_SH = """#!/bin/sh
+echo "$TASKOPS_JOB_ID $PPID" >> "$STAMPS"
+sleep 0.3
+"""
+
+
+def test_a_burst_holds_only_what_starts_at_its_slot_the_rest_start_the_plain_way(
+    eops: taskops.TaskOps, esite: Path, start_engine: Callable[..., Engine]
+) -> None:
+    """Six executables due at the same second, two places: the two that start at the slot
+    were forked ahead by the fork server and held; the four that wait for a place are
+    started by the engine itself when their turn comes (a fork of the server and an exec
+    cost more than ``Popen``). The engine looks for jobs to hold again right after the
+    slot's go, and the slot has come by then: a job of that slot is no longer "before its
+    slot" (it used to be: the engine's turn began before the slot, and two more were
+    forked by the server at the very moment the burst needed the cores)."""
+    eops.settings.update({"maxConcurrentTasks": 2})
+    stamps = esite / "parents.txt"
+    script = esite / "tasks/parent.sh"
+    script.write_text(PARENT_SH)
+    script.chmod(0o755)
+    slot = datetime.fromtimestamp(int(time.time()) + 4, UTC)
+    for index in range(6):
+        eops.tasks.create(
+            {
+                "app": "global",
+                "name": f"Parent{index}",
+                "schedule": f"{slot.minute} {slot.hour} * * * {slot.second}",
+                "scriptPath": "tasks/parent.sh",
+                "enabled": True,
+                "environment": {"STAMPS": str(stamps)},
+            }
+        )
+    start_engine()
+
+    def parents() -> dict[int, int]:
+        lines = stamps.read_text().splitlines() if stamps.exists() else []
+        return dict((int(job), int(ppid)) for job, ppid in (line.split() for line in lines))
+
+    found = wait_for(lambda: len(parents()) == 6 and parents(), what="the six to start")
+    jobs = sorted(j.id for j in eops.jobs.list(limit=20) if j.scheduled_for == slot)
+    assert sorted(found) == jobs
+    engine_pid = os.getpid()  # the engine runs in this process
+    held = [job for job in jobs if found[job] != engine_pid]
+    assert held == jobs[:2]  # the first two, forked by the server
+    assert all(found[job] == engine_pid for job in jobs[2:])
 
 
 def test_a_slot_of_many_jobs_is_queued_further_ahead(
