@@ -408,7 +408,7 @@ def test_a_burst_holds_only_what_starts_at_its_slot_the_rest_start_the_plain_way
 
     def parents() -> dict[int, int]:
         lines = stamps.read_text().splitlines() if stamps.exists() else []
-        return dict((int(job), int(ppid)) for job, ppid in (line.split() for line in lines))
+        return {int(job): int(ppid) for job, ppid in (line.split() for line in lines)}
 
     found = wait_for(lambda: len(parents()) == 6 and parents(), what="the six to start")
     jobs = sorted(j.id for j in eops.jobs.list(limit=20) if j.scheduled_for == slot)
