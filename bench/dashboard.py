@@ -186,15 +186,15 @@ def main(quick: bool) -> list[Table]:
             "Edit until the editor shows / the button until its label changes.",
         ],
     )
-    for subject, (ready, answered) in results.items():
+    for subject, (readies, answers) in results.items():
         table.add(
             subject,
-            loads=len(ready),
+            loads=len(readies),
             **{
-                "interactive s (median)": p50(ready),
-                "p99 (max) s": p99(ready),
-                "vs one-button notebook": ratio(p50(ready), button_ready),
-                "click answered ms (median)": p50(answered) * 1000,
+                "interactive s (median)": p50(readies),
+                "p99 (max) s": p99(readies),
+                "vs one-button notebook": ratio(p50(readies), button_ready),
+                "click answered ms (median)": p50(answers) * 1000,
             },
         )
     return [table]

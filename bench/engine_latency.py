@@ -19,6 +19,7 @@ Printed as a table of medians and p99s; nothing is asserted (the tests never tim
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import statistics
@@ -29,8 +30,14 @@ import time
 from pathlib import Path
 
 import taskops
-from taskops.model import JobState
+from taskops.model import Job, JobState
 from taskops.testing import make_site, wait_for
+
+
+def _finished(ops: taskops.TaskOps, job_id: int) -> Job | None:
+    """The job once it has ended, else None."""
+    job = ops.jobs.get(job_id)
+    return job if job.state.finished else None
 
 
 def quantiles(values: list[float]) -> tuple[float, float]:
@@ -75,10 +82,7 @@ def main() -> None:
                 run_now = []
                 for _ in range(args.runs):
                     job = ops.tasks.run("global.Now")
-                    done = wait_for(
-                        lambda j=job: (x := ops.jobs.get(j.id)).state.finished and x,
-                        what="the run",
-                    )
+                    done = wait_for(functools.partial(_finished, ops, job.id), what="the run")
                     assert done.started_at is not None
                     run_now.append((done.started_at - done.queued_at).total_seconds())
                 ops.tasks.enable("global.Tick")

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,7 +113,7 @@ def idle_schedules(count: int, now: datetime, seed: int = 8) -> list[str]:
     def hour() -> int:
         return rng.choice(hours)
 
-    makers = [
+    makers: list[Callable[[], str]] = [
         lambda: f"{rng.randrange(60)} {hour()} * * *",
         lambda: f"{rng.randrange(60)} {hour()} * * {rng.randrange(7)}",
         lambda: f"{rng.randrange(60)} {hour()} {rng.randrange(1, 29)} * *",

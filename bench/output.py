@@ -31,6 +31,7 @@ Targets: engine memory growth at most 20 MB for 100 MB of output; slowdown at mo
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import shutil
@@ -168,7 +169,9 @@ def main(quick: bool) -> list[Table]:
                     with rss_peak(engine) as rss:
                         job = ops.jobs.start(script, name=f"writer {label}")
                         wait_for(
-                            lambda j=job: finished(ops, j.id), timeout=300, what="the writer job"
+                            functools.partial(finished, ops, job.id),
+                            timeout=300,
+                            what="the writer job",
                         )
                     figures["growth"].append(rss[1] - rss[0])
                     shutil.rmtree(ops.site.jobs_dir / str(job.id), ignore_errors=True)
@@ -226,7 +229,7 @@ def main(quick: bool) -> list[Table]:
     for label, figures in results.items():
         fixed = fixed_costs[Path(WRITERS[label][0]).suffix]
         fixed_job, fixed_alone = p50(fixed["job"]), p50(fixed["alone"])
-        job, alone = p50(figures["job"]), p50(figures["alone"])
+        job_s, alone_s = p50(figures["job"]), p50(figures["alone"])
         table.add(
             label,
             runs=len(figures["job"]),
@@ -235,11 +238,11 @@ def main(quick: bool) -> list[Table]:
                 "engine RSS growth MB (median / max)": (
                     f"{p50(figures['growth']) / 1e6:.2f} / {max(figures['growth']) / 1e6:.2f}"
                 ),
-                "job s": job,
-                "alone s": alone,
-                "job vs alone": ratio(job, alone),
+                "job s": job_s,
+                "alone s": alone_s,
+                "job vs alone": ratio(job_s, alone_s),
                 "less fixed cost": (
-                    ratio(job - fixed_job, alone - fixed_alone) if figures is not fixed else "-"
+                    ratio(job_s - fixed_job, alone_s - fixed_alone) if figures is not fixed else "-"
                 ),
                 "queued -> end seen s": p50(figures["seen"]),
             },

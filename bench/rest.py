@@ -139,7 +139,7 @@ def main(quick: bool) -> list[Table]:
             served.stop()
         served = serve_site(root / "few", make_site(root / "few-site", repeated), timeout=300)
         try:
-            results["few"] = sequential(served, "/tasks", sequential_n)
+            few_one, few_wall, few_size = sequential(served, "/tasks", sequential_n)
         finally:
             served.stop()
 
@@ -160,9 +160,14 @@ def main(quick: bool) -> list[Table]:
         one, one_wall, many, many_wall, size = results[label]
         rows.append((f"{path}, 1 client", one, one_wall, size, floor_one))
         rows.append((f"{path}, {CLIENTS} clients", many, many_wall, size, floor_many))
-    one, one_wall, size = results["few"]
     rows.append(
-        (f"GET /tasks, 1 client, {len(few)} distinct schedules", one, one_wall, size, floor_one)
+        (
+            f"GET /tasks, 1 client, {len(few)} distinct schedules",
+            few_one,
+            few_wall,
+            few_size,
+            floor_one,
+        )
     )
     for subject, latencies, wall, size, floor in rows:
         table.add(

@@ -1,4 +1,5 @@
-"""The code stays as pyproject.toml says: ruff's lint and format, mypy strict on the package."""
+"""The code stays as pyproject.toml says: ruff's lint and format, mypy strict on the package
+and the benchmarks."""
 
 from __future__ import annotations
 
@@ -28,4 +29,4 @@ def test_ruff_format() -> None:
 
 @pytest.mark.slow
 def test_mypy_strict() -> None:
-    check("mypy", "--no-incremental", "taskops")
+    check("mypy", "--no-incremental", "taskops", "bench")
